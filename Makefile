@@ -1,0 +1,39 @@
+# alignprune-exp: `make demo` runs the embedded default, `make test` the test suite.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.install.stamp
+DEMO_DIR ?= results/demo
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-fast show-config clean clean-results
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## .*$$' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip setuptools wheel
+	$(PY) -m pip install -e ".[dev,launchers]"
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the package (editable, with dev extras) once
+
+demo: $(STAMP) ## Digits + sym0.5 noise: InfoBatch vs InfoBatch+DAS at 30% pruning; prints accuracy, ratio, AUROC
+	$(PY) train.py +experiment=demo_digits results_dir=$(DEMO_DIR) progress_bar=false
+	$(PY) scripts/summarize_runs.py $(DEMO_DIR)/runs.csv --experiment demo_digits --last 2
+
+test: $(STAMP) ## Run the whole test suite (under 10 minutes on 2 CPU cores)
+	$(PY) -m pytest
+
+test-fast: $(STAMP) ## Skip the end-to-end CLI runs
+	$(PY) -m pytest -m "not slow"
+
+show-config: $(STAMP) ## Print the composed default config
+	$(PY) train.py --cfg job
+
+clean-results: ## Remove local run folders (keeps committed studies under results/<study>/)
+	rm -rf results/runs results/multirun results/demo results/runs.csv results/runs.csv.lock
+
+clean: ## Remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache src/*.egg-info
