@@ -1,0 +1,139 @@
+"""The Policy contract and the rules InfoBatch-style policies share (annealing, below-mean set)."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+
+from alignprune_exp.errors import ConfigError
+
+
+def is_annealing(
+    epoch: int, delta: float, progress: float | None = None, num_epochs: int | None = None
+) -> bool:
+    """Whether an epoch belongs to the final full-data (annealing) phase.
+
+    With ``progress`` (fraction of the forward-pass budget spent): annealing iff progress >= delta.
+    Otherwise with ``num_epochs``: InfoBatch research rule, annealing iff
+    epoch + 1 > num_epochs * delta (0-based epoch; 10 epochs, delta 0.875: epochs 0-7 prune,
+    8-9 anneal). With neither: never.
+    """
+    if progress is not None:
+        return float(progress) >= delta
+    if num_epochs is not None:
+        return epoch + 1 > num_epochs * delta
+    return False
+
+
+def floor_count(fraction: float, n: int) -> int:
+    """floor(fraction * n), immune to float representation error ((1 - 0.9) * 10 -> 1, not 0)."""
+    return math.floor(fraction * n + 1e-6)
+
+
+def below_mean(scores: torch.Tensor) -> torch.Tensor:
+    """Bool mask of samples strictly below the mean score over all samples (InfoBatch's D1)."""
+    scores64 = scores.double()
+    return scores64 < scores64.mean()
+
+
+def check_unit_interval(name: str, value: float, closed_right: bool = True) -> float:
+    """``value`` as a float, or ConfigError if outside [0, 1] (or [0, 1) when not closed_right)."""
+    value = float(value)
+    if not (0.0 <= value <= 1.0) or (not closed_right and value == 1.0):
+        interval = "[0, 1]" if closed_right else "[0, 1)"
+        raise ConfigError(f"{name} must be in {interval}, got {value}")
+    return value
+
+
+class Policy(ABC):
+    """Chooses each epoch which samples train and with what loss weight; knows nothing of models.
+
+    Each policy owns a CPU ``torch.Generator`` seeded from ``seed``; random draws happen on CPU and
+    move to the scores' device. After each ``select``, ``stats`` holds ``kept_fraction``,
+    ``below_mean_fraction`` and ``annealing`` for logging.
+
+    Args:
+        num_samples: size of the training set.
+        seed: seed of the policy's private generator.
+    """
+
+    def __init__(self, num_samples: int, seed: int = 0) -> None:
+        if int(num_samples) < 1:
+            raise ConfigError(
+                f"num_samples must be >= 1, got {num_samples}: check the dataset size"
+            )
+        self.num_samples = int(num_samples)
+        self.seed = int(seed)
+        self.generator = torch.Generator(device="cpu")
+        self.generator.manual_seed(self.seed)
+        self.stats: dict[str, Any] = {}
+
+    @abstractmethod
+    def select(
+        self, scores: torch.Tensor, epoch: int, progress: float | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """This epoch's training set.
+
+        Returns:
+            (indices: int64 sorted ascending, on scores.device; weights: float32 [num_samples]
+            on scores.device, 1.0 where not rescaled).
+        """
+
+    @property
+    def last_pruned_fraction(self) -> float:
+        """Fraction of samples left out by the last ``select`` (0.0 before any)."""
+        return 1.0 - float(self.stats.get("kept_fraction", 1.0))
+
+    def _check_scores(self, scores: torch.Tensor) -> torch.Tensor:
+        """Validate a [num_samples] score vector; NaN scores mean an upstream bug."""
+        if scores.shape != (self.num_samples,):
+            raise ValueError(
+                f"scores must have shape ({self.num_samples},), got {tuple(scores.shape)}"
+            )
+        if torch.isnan(scores).any():
+            raise ValueError(
+                "scores contain NaN: the scorer produced an invalid value (a bug upstream)"
+            )
+        return scores.detach()
+
+    def _finish(
+        self, indices: torch.Tensor, weights: torch.Tensor, below: int, annealing: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Record ``stats`` for this selection and return it."""
+        self.stats = {
+            "kept_fraction": indices.numel() / self.num_samples,
+            "below_mean_fraction": below / self.num_samples,
+            "annealing": bool(annealing),
+        }
+        return indices, weights
+
+    def _full(self, scores: torch.Tensor, annealing: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """All samples with weight 1 (epoch 0, annealing, or full-data training)."""
+        indices = torch.arange(self.num_samples, device=scores.device)
+        weights = torch.ones(self.num_samples, dtype=torch.float32, device=scores.device)
+        below = int(below_mean(scores).sum())
+        return self._finish(indices, weights, below, annealing)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Generator state and last stats (tensors and primitives only)."""
+        return {
+            "num_samples": self.num_samples,
+            "generator": self.generator.get_state(),
+            "stats": dict(self.stats),
+        }
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        """Restore exactly, so the next ``select`` repeats the draw the saved policy would make."""
+        if int(sd["num_samples"]) != self.num_samples:
+            raise ValueError(
+                f"state is for {sd['num_samples']} samples but this policy has {self.num_samples}"
+            )
+        self.generator.set_state(sd["generator"].cpu())
+        self.stats = dict(sd["stats"])
+
+    def to(self, device: torch.device | str) -> "Policy":
+        """No device state (the generator stays on CPU); returns self."""
+        return self

@@ -1,0 +1,80 @@
+"""InfoBatch (Qin et al., ICLR 2024): prune below-mean samples at random, rescale the kept ones."""
+
+from __future__ import annotations
+
+import torch
+
+from alignprune_exp.errors import ConfigError
+from alignprune_exp.pruning.base import (
+    Policy,
+    below_mean,
+    check_unit_interval,
+    floor_count,
+    is_annealing,
+)
+
+
+class InfoBatch(Policy):
+    """Unbiased dynamic pruning (InfoBatch Sec. 3; AlignPrune Sec. 3.3 feeds it DAS, not loss).
+
+    Each pruning epoch: D1 = samples scoring strictly below the mean over all samples; a uniform
+    random subset of D1 of size floor((1 - prune_prob) * |D1|) is kept, everything else in D1 is
+    pruned, and kept D1 samples get loss weight 1 / (1 - prune_prob) so the expected gradient
+    equals the full-data one. Annealing epochs (see ``is_annealing``) train on all samples with
+    weight 1; with neither ``progress`` nor ``num_epochs`` known, every epoch prunes. Equal scores
+    (epoch 0) leave nothing below the mean, hence full data.
+
+    Unlike the reference code, prune_prob is never clipped (invalid values raise ConfigError) and
+    weights are rebuilt on every call, so no rescaling leaks into annealing.
+
+    Args:
+        num_samples: size of the training set.
+        prune_prob: probability r that a below-mean sample is pruned; [0, 1) with rescale,
+            else [0, 1].
+        delta: fraction of the run (budget, or epochs) after which annealing starts.
+        num_epochs: epoch count for the annealing rule when ``select`` gets no ``progress``.
+        rescale: weight kept below-mean samples by 1 / (1 - r); False keeps weights 1.
+        seed: seed of the private generator drawing the kept subset.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        prune_prob: float,
+        delta: float,
+        num_epochs: int | None = None,
+        rescale: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(num_samples, seed)
+        self.rescale = bool(rescale)
+        if self.rescale and float(prune_prob) == 1.0:
+            raise ConfigError(
+                "prune_prob=1 with rescale=true would weight kept samples by 1/0: "
+                "use prune_prob < 1, or rescale=false to drop every below-mean sample"
+            )
+        self.prune_prob = check_unit_interval("prune_prob", prune_prob)
+        self.delta = check_unit_interval("delta", delta)
+        if num_epochs is not None and int(num_epochs) < 1:
+            raise ConfigError(f"num_epochs must be >= 1, got {num_epochs}")
+        self.num_epochs = None if num_epochs is None else int(num_epochs)
+
+    def select(
+        self, scores: torch.Tensor, epoch: int, progress: float | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training indices (sorted) and per-sample weights [num_samples] for this epoch."""
+        scores = self._check_scores(scores)
+        if is_annealing(epoch, self.delta, progress, self.num_epochs):
+            return self._full(scores, annealing=True)
+        low = below_mean(scores)
+        low_idx = low.nonzero().squeeze(1)
+        keep = 1.0 - self.prune_prob
+        n_keep = floor_count(keep, low_idx.numel())
+        pick = torch.randperm(low_idx.numel(), generator=self.generator)[:n_keep]
+        kept_low = low_idx[pick.to(scores.device)]
+        kept = ~low
+        kept[kept_low] = True
+        weights = torch.ones(self.num_samples, dtype=torch.float32, device=scores.device)
+        if self.rescale:
+            weights[kept_low] = 1.0 / keep
+        return self._finish(kept.nonzero().squeeze(1), weights, low_idx.numel(), annealing=False)
