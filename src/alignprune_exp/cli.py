@@ -1,0 +1,139 @@
+"""The ``@hydra.main`` task behind ``train.py`` and ``alignprune-train``: compose, build, run, record."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from .data.augment import BatchAugment
+from .data.splits import make_splits
+from .errors import AlignPruneError
+from .results import RunRecorder, append_result_row
+from .train.budget import ForwardBudget
+from .train.state import RunState
+from .train.trainer import Trainer, TrainData
+from .utils import instantiate, resolve_device, seed_everything
+
+log = logging.getLogger("alignprune")
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+GROUPS = ("dataset", "noise", "model", "pruner", "ratio", "reference", "optimizer", "scheduler", "logger")
+
+
+def build_data(cfg: DictConfig, device: torch.device) -> tuple[TrainData, dict]:
+    """Load images, inject noise on the full training split, then carve out reference and test sets."""
+    images = instantiate(cfg.dataset.loader)
+    noisy = instantiate(cfg.noise).apply(images.train_y, num_classes=images.num_classes, dataset=images.name,
+                                         data_dir=str(cfg.data_dir), seed=int(cfg.noise_seed))
+    reference = instantiate(cfg.reference)
+    splits = make_splits(len(images.train_y), reference=reference, test_split=cfg.test_split,
+                         holdout_size=cfg.holdout_size, seed=int(cfg.split_seed),
+                         official_test_size=None if images.test_y is None else len(images.test_y))
+    if splits.holdout_test is not None:
+        test_x, test_y = images.train_x[splits.holdout_test], images.train_y[splits.holdout_test]
+    else:
+        test_x, test_y = images.test_x, images.test_y
+    ref_labels = images.train_y if reference.label_source == "clean" else noisy
+
+    def dev(a, dtype=None):
+        return torch.as_tensor(a, dtype=dtype).to(device)
+
+    tr = splits.train
+    data = TrainData(
+        x=dev(images.train_x[tr]), y=dev(noisy[tr], torch.long), y_clean=dev(images.train_y[tr], torch.long),
+        ref_x=dev(images.train_x[splits.reference]), ref_y=dev(ref_labels[splits.reference], torch.long),
+        test_x=dev(test_x), test_y=dev(test_y, torch.long),
+        augment=BatchAugment(images.mean, images.std, crop_padding=cfg.dataset.crop_padding,
+                             hflip=cfg.dataset.hflip),
+    )
+    info = {"dataset_source": images.source, "num_classes": images.num_classes,
+            "input_shape": tuple(images.train_x.shape[1:]), "n_train": len(tr),
+            "n_reference": len(splits.reference), "n_test": len(test_y), "test_split": cfg.test_split,
+            "noise_rate": float(np.mean(noisy[tr] != images.train_y[tr])),
+            "reference": reference.describe()}
+    return data, info
+
+
+def build_trainer(cfg: DictConfig, callbacks=()) -> tuple[Trainer, dict]:
+    """Build data, model, optimizer, scorer, policy and budget from the config into a ready Trainer."""
+    if cfg.num_threads:
+        torch.set_num_threads(int(cfg.num_threads))
+    device = resolve_device(str(cfg.device))
+    seed_everything(int(cfg.seed))
+    data, info = build_data(cfg, device)
+    model = instantiate(cfg.model, num_classes=info["num_classes"], input_shape=info["input_shape"]).to(device)
+    n = info["n_train"]
+    state = RunState(
+        model=model, optimizer=instantiate(cfg.optimizer)(model),
+        scorer=instantiate(cfg.pruner.scorer, num_samples=n).to(device),
+        policy=instantiate(cfg.pruner.policy, num_samples=n, seed=int(cfg.seed)),
+        budget=ForwardBudget.from_ratio(int(cfg.epochs), n, float(cfg.ratio.value)),
+        shuffle_gen=torch.Generator().manual_seed(int(cfg.seed)),
+        augment_gen=torch.Generator(device=device).manual_seed(int(cfg.seed) + 1),
+    )
+    amp = device.type == "cuda" if str(cfg.amp) == "auto" else bool(cfg.amp)
+    trainer = Trainer(state, data, instantiate(cfg.scheduler), device=device,
+                      batch_size=int(cfg.batch_size), eval_batch_size=int(cfg.eval_batch_size),
+                      label_smoothing=float(cfg.label_smoothing), amp=amp, eval_every=int(cfg.eval_every),
+                      max_epochs=int(np.ceil(cfg.epochs * cfg.max_epoch_factor)),
+                      callbacks=list(callbacks), progress_bar=bool(cfg.progress_bar))
+    info["device"] = str(device)
+    return trainer, info
+
+
+def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None, overrides: str = "") -> dict:
+    """Train one configured run, writing its records into ``run_dir`` and a row into ``runs.csv``."""
+    run_dir, choices = Path(run_dir), dict(choices or {})
+    t0 = time.perf_counter()
+    recorder = RunRecorder(run_dir)
+    trainer, info = build_trainer(cfg)
+    log.info("data: %s | %d train (%.1f%% noisy), %d reference, %d test (%s)", info["dataset_source"],
+             info["n_train"], 100 * info["noise_rate"], info["n_reference"], info["n_test"], info["test_split"])
+    logger = instantiate(cfg.logger)
+    trainer.callbacks += [recorder.log_epoch, logger]
+    tags = [f"{g}={choices[g]}" for g in GROUPS if choices.get(g)]
+    name = "_".join(str(choices.get(g, "")) for g in ("dataset", "noise", "pruner", "ratio")) + f"_s{cfg.seed}"
+    logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True), name, tags)
+    summary, exit_code = None, 1
+    try:
+        result = trainer.fit()
+        if cfg.checkpoint:
+            trainer.state.save(run_dir / "state.pt")
+        summary = {**{g: choices.get(g) for g in GROUPS}, **info, **result,
+                   "experiment": cfg.get("experiment_name"), "seed": int(cfg.seed),
+                   "target_ratio": float(cfg.ratio.value), "epochs": int(cfg.epochs),
+                   "input_shape": list(info["input_shape"]), "overrides": overrides, "run_dir": str(run_dir),
+                   "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"), "total_time_s": time.perf_counter() - t0}
+        recorder.write_summary(summary)
+        append_result_row(cfg.results_dir, summary)
+        exit_code = 0
+    finally:
+        logger.finish(summary, exit_code)
+    log.info("final test acc %.2f%% | achieved ratio %.3f (target %.2f) | score noise AUROC %.3f | %s",
+             summary["final_test_acc"], summary["achieved_ratio"], summary["target_ratio"],
+             summary["final_score_noise_auroc"], run_dir)
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def main(cfg: DictConfig) -> float:
+    """Hydra entry point; known input errors become one line on stderr and exit status 2."""
+    hc = HydraConfig.get()
+    try:
+        summary = run(cfg, hc.runtime.output_dir, dict(hc.runtime.choices),
+                      overrides=",".join(hc.overrides.task))
+    except AlignPruneError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    return float(summary["final_test_acc"])
+
+
+__all__ = ["main", "run", "build_trainer", "build_data"]

@@ -1,0 +1,58 @@
+"""Split the training images into the training set, the clean reference set and (optionally) a holdout test set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Indices into the original training images; disjoint, each sorted ascending."""
+
+    train: np.ndarray
+    reference: np.ndarray
+    holdout_test: np.ndarray | None
+
+
+def resolve_count(value: int | float, total: int, name: str) -> int:
+    """An int is a count, a float in (0, 1) a fraction of ``total``."""
+    if isinstance(value, float) and 0 < value < 1:
+        return max(1, round(value * total))
+    if float(value) >= 1 and float(value).is_integer():
+        return int(value)
+    raise ConfigError(f"{name}={value} must be a count >= 1 or a fraction in (0, 1)")
+
+
+def make_splits(num_images: int, *, reference, test_split: str, holdout_size: int | float,
+                official_test_size: int | None, seed: int) -> Splits:
+    """Draw the holdout test set (``test_split=holdout``) and then the reference set from the training images.
+
+    Args:
+        num_images: number of images in the official training split.
+        reference: a reference selector; its ``resolve_size`` maps the test split's size to the set's size.
+        test_split: ``official`` (use the dataset's test split) or ``holdout``.
+        holdout_size: count or fraction of training images held out as test when ``holdout``.
+        official_test_size: size of the official test split, or None when the data has none.
+        seed: split seed, independent of the training seed so every method sees the same split.
+    """
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(num_images)
+    if test_split == "holdout":
+        n_test = resolve_count(holdout_size, num_images, "holdout_size")
+        holdout, order = np.sort(order[:n_test]), order[n_test:]
+    elif test_split == "official":
+        if official_test_size is None:
+            raise DataError("this dataset has no official test split on disk (no test_x.npy / test_batch): "
+                            "run with test_split=holdout to draw a clean test set from the training images")
+        n_test, holdout = official_test_size, None
+    else:
+        raise ConfigError(f"test_split={test_split!r} is not one of: official, holdout")
+    n_ref = reference.resolve_size(n_test)
+    if n_ref >= len(order):
+        raise ConfigError(f"reference set of {n_ref} images leaves no training images out of {len(order)}: "
+                          "lower reference.size / reference.fraction")
+    return Splits(train=np.sort(order[n_ref:]), reference=np.sort(order[:n_ref]), holdout_test=holdout)

@@ -1,0 +1,83 @@
+"""Metric sinks selected by the ``logger`` config group: local CSV (default) or Weights & Biases."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class CSVLogger:
+    """Writes ``metrics.csv`` in the run directory (columns fixed by the first epoch's record)."""
+
+    def __init__(self):
+        self.path: Path | None = None
+        self.fields: list[str] | None = None
+
+    def start(self, run_dir: str | Path, config: dict, name: str, tags: list[str]) -> None:
+        self.path = Path(run_dir) / "metrics.csv"
+
+    def __call__(self, record: dict, extras: dict) -> None:
+        new = self.fields is None
+        if new:
+            self.fields = list(record)
+        with open(self.path, "a", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(record)
+
+    def finish(self, summary: dict | None, exit_code: int) -> None:
+        pass
+
+
+class WandbLogger:
+    """One W&B run per Hydra job: per-epoch metrics, clean/noisy score histograms, the run summary.
+
+    Offline unless ``mode`` says otherwise (default from ``WANDB_MODE``); an online init that cannot reach
+    the server within ``init_timeout`` falls back to offline instead of blocking the job.
+    """
+
+    def __init__(self, project: str = "alignprune-exp", entity: str | None = None, mode: str = "offline",
+                 group: str | None = None, job_type: str = "train", init_timeout: float = 30,
+                 histogram_every: int = 5):
+        self.project, self.entity, self.mode, self.group = project, entity, mode, group
+        self.job_type, self.init_timeout, self.histogram_every = job_type, init_timeout, histogram_every
+        self.run = None
+
+    def start(self, run_dir: str | Path, config: dict, name: str, tags: list[str]) -> None:
+        import wandb
+
+        kwargs = dict(project=self.project, entity=self.entity, group=self.group, job_type=self.job_type,
+                      name=name, tags=tags, config=config, dir=str(run_dir), reinit="finish_previous",
+                      settings=wandb.Settings(init_timeout=self.init_timeout, console="off"))
+        try:
+            self.run = wandb.init(mode=self.mode, **kwargs)
+        except Exception as err:  # network failures surface as several exception types
+            if self.mode != "online":
+                raise
+            log.warning("W&B online init failed (%s); logging offline instead", err)
+            self.run = wandb.init(mode="offline", **kwargs)
+
+    def __call__(self, record: dict, extras: dict) -> None:
+        import wandb
+
+        payload = {k: v for k, v in record.items() if not (isinstance(v, float) and math.isnan(v))}
+        epoch = int(record["epoch"])
+        if self.histogram_every and epoch % self.histogram_every == 0 and "scores" in extras:
+            scores, noisy = extras["scores"].float().cpu(), extras["is_noisy"].cpu()
+            for part, mask in (("clean", ~noisy), ("noisy", noisy)):
+                if mask.any():
+                    payload[f"hist/score_{part}"] = wandb.Histogram(scores[mask].numpy())
+        self.run.log(payload, step=epoch)
+
+    def finish(self, summary: dict | None, exit_code: int) -> None:
+        if self.run is None:
+            return
+        if summary:
+            self.run.summary.update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
+        self.run.finish(exit_code=exit_code)
+        self.run = None

@@ -1,0 +1,39 @@
+"""Reference-set selection: which held-out images give DAS its clean loss trajectory (paper Sec. 3.2, 4.4.2)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ConfigError
+
+
+class CleanValReference:
+    """A random clean-labelled subset held out of the training images, never trained on by any pruner.
+
+    Args:
+        size: exact number of images; overrides ``fraction``.
+        fraction: fraction of the default size (the test split's size, as in the paper), e.g. 0.001
+            for Fig. 3's 0.1%; at least one image is kept.
+    """
+
+    label_source = "clean"
+
+    def __init__(self, size: int | None = None, fraction: float | None = None):
+        if size is not None and int(size) < 1:
+            raise ConfigError(f"reference.size={size} must be >= 1 (or null for the test split's size)")
+        if fraction is not None and not 0 < float(fraction) <= 1:
+            raise ConfigError(f"reference.fraction={fraction} must be in (0, 1] (or null)")
+        self.size = None if size is None else int(size)
+        self.fraction = None if fraction is None else float(fraction)
+
+    def resolve_size(self, default_size: int) -> int:
+        """Number of reference images given the test split's size."""
+        if self.size is not None:
+            return self.size
+        if self.fraction is not None:
+            return max(1, round(self.fraction * default_size))
+        return default_size
+
+    def describe(self) -> str:
+        """Short description for logs and results."""
+        return "clean_val"

@@ -1,0 +1,62 @@
+"""Learning-rate schedules as functions of budget progress, so pruning never desynchronises them.
+
+Step-based schedulers (torch's OneCycleLR) must know the number of steps up front, which a pruned run
+does not (InfoBatch issue #27); here the multiplier is a pure function of the fraction of the
+forward-pass budget spent, applied before every optimizer step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class LRSchedule:
+    """Base: ``factor(progress)`` scales each parameter group's configured (peak) learning rate."""
+
+    def factor(self, progress: float) -> float:
+        raise NotImplementedError
+
+    def apply(self, optimizer: torch.optim.Optimizer, progress: float) -> float:
+        """Set every group's lr to its base lr x factor(progress); returns the first group's lr."""
+        f = self.factor(min(max(progress, 0.0), 1.0))
+        for group in optimizer.param_groups:
+            group.setdefault("base_lr", group["lr"])
+            group["lr"] = group["base_lr"] * f
+        return optimizer.param_groups[0]["lr"]
+
+
+def _cos_interp(start: float, end: float, t: float) -> float:
+    return end + (start - end) * (1 + math.cos(math.pi * t)) / 2
+
+
+class OneCycle(LRSchedule):
+    """torch's OneCycleLR (two-phase, cosine) without momentum cycling, over progress instead of steps."""
+
+    def __init__(self, pct_start: float = 0.3, div_factor: float = 25.0, final_div_factor: float = 1e4):
+        self.pct_start, self.div_factor, self.final_div_factor = pct_start, div_factor, final_div_factor
+
+    def factor(self, progress: float) -> float:
+        initial = 1.0 / self.div_factor
+        final = initial / self.final_div_factor
+        if progress < self.pct_start:
+            return _cos_interp(initial, 1.0, progress / self.pct_start)
+        return _cos_interp(1.0, final, (progress - self.pct_start) / max(1e-12, 1 - self.pct_start))
+
+
+class MultiStep(LRSchedule):
+    """Multiply by ``gamma`` at each milestone, given as fractions of the budget (0.5 = halfway)."""
+
+    def __init__(self, milestones: list[float] = (0.5,), gamma: float = 0.1):
+        self.milestones, self.gamma = sorted(float(m) for m in milestones), gamma
+
+    def factor(self, progress: float) -> float:
+        return self.gamma ** sum(progress >= m for m in self.milestones)
+
+
+class Constant(LRSchedule):
+    """The configured learning rate throughout."""
+
+    def factor(self, progress: float) -> float:
+        return 1.0

@@ -1,0 +1,69 @@
+"""Everything a run needs to continue exactly: model, optimizer, scorer bank, policy, budget and RNG states."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .budget import ForwardBudget
+
+
+@dataclass
+class RunState:
+    """The one place that holds a run's mutable state; ``state_dict`` / ``load_state_dict`` round-trip it.
+
+    Per-sample state (scorer bank, policy weights) is indexed by the training set's dataset index.
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scorer: object
+    policy: object
+    budget: ForwardBudget
+    shuffle_gen: torch.Generator
+    augment_gen: torch.Generator
+    epoch: int = 0
+    reference_fwd: int = 0
+    pruned_fractions: list[float] = field(default_factory=list)
+
+    def state_dict(self) -> dict:
+        rng = {"shuffle": self.shuffle_gen.get_state(), "augment": self.augment_gen.get_state(),
+               "torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scorer": self.scorer.state_dict(), "policy": self.policy.state_dict(),
+                "budget": self.budget.state_dict(), "epoch": self.epoch,
+                "reference_fwd": self.reference_fwd, "pruned_fractions": list(self.pruned_fractions),
+                "rng": rng}
+
+    def load_state_dict(self, sd: dict) -> None:
+        self.model.load_state_dict(sd["model"])
+        self.optimizer.load_state_dict(sd["optimizer"])
+        self.scorer.load_state_dict(sd["scorer"])
+        self.policy.load_state_dict(sd["policy"])
+        self.budget.load_state_dict(sd["budget"])
+        self.epoch, self.reference_fwd = int(sd["epoch"]), int(sd["reference_fwd"])
+        self.pruned_fractions = [float(v) for v in sd["pruned_fractions"]]
+        self.shuffle_gen.set_state(sd["rng"]["shuffle"])
+        self.augment_gen.set_state(sd["rng"]["augment"])
+        torch.set_rng_state(sd["rng"]["torch"])
+        if "cuda" in sd["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(sd["rng"]["cuda"])
+
+    def save(self, path: str | Path) -> None:
+        """Write atomically: a crash mid-write never leaves a truncated checkpoint behind."""
+        path = Path(path)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+
+    def load(self, path: str | Path) -> None:
+        """Restore from a checkpoint through the restricted loader (no pickle code runs)."""
+        from ..safe_load import safe_torch_load
+
+        self.load_state_dict(safe_torch_load(path))
