@@ -13,7 +13,7 @@ from alignprune_exp.utils import instantiate
 
 from .conftest import CONF_DIR, ROOT
 
-GROUPS = ["dataset", "noise", "model", "pruner", "ratio", "reference", "optimizer", "scheduler", "logger"]
+GROUPS = ["dataset", "noise", "model", "pruner", "ratio", "reference", "loss", "optimizer", "scheduler", "logger"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))]
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 

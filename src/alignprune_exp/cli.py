@@ -19,16 +19,17 @@ from .errors import AlignPruneError
 from .results import RunRecorder, append_result_row
 from .train.budget import ForwardBudget
 from .train.state import RunState
-from .train.trainer import Trainer, TrainData
+from .data.source import InMemoryData
+from .train.trainer import Trainer
 from .utils import instantiate, resolve_device, seed_everything
 
 log = logging.getLogger("alignprune")
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-GROUPS = ("dataset", "noise", "model", "pruner", "ratio", "reference", "optimizer", "scheduler", "logger")
+GROUPS = ("dataset", "noise", "model", "pruner", "ratio", "reference", "loss", "optimizer", "scheduler", "logger")
 
 
-def build_data(cfg: DictConfig, device: torch.device) -> tuple[TrainData, dict]:
+def build_data(cfg: DictConfig, device: torch.device) -> tuple[InMemoryData, dict]:
     """Load images, inject noise on the full training split, then carve out reference and test sets."""
     images = instantiate(cfg.dataset.loader)
     noisy = instantiate(cfg.noise).apply(images.train_y, num_classes=images.num_classes, dataset=images.name,
@@ -47,7 +48,7 @@ def build_data(cfg: DictConfig, device: torch.device) -> tuple[TrainData, dict]:
         return torch.as_tensor(a, dtype=dtype).to(device)
 
     tr = splits.train
-    data = TrainData(
+    data = InMemoryData(
         x=dev(images.train_x[tr]), y=dev(noisy[tr], torch.long), y_clean=dev(images.train_y[tr], torch.long),
         ref_x=dev(images.train_x[splits.reference]), ref_y=dev(ref_labels[splits.reference], torch.long),
         test_x=dev(test_x), test_y=dev(test_y, torch.long),
@@ -71,6 +72,7 @@ def build_trainer(cfg: DictConfig, callbacks=()) -> tuple[Trainer, dict]:
     data, info = build_data(cfg, device)
     model = instantiate(cfg.model, num_classes=info["num_classes"], input_shape=info["input_shape"]).to(device)
     n = info["n_train"]
+    criterion = instantiate(cfg.loss, num_samples=n, num_classes=info["num_classes"]).to(device)
     state = RunState(
         model=model, optimizer=instantiate(cfg.optimizer)(model),
         scorer=instantiate(cfg.pruner.scorer, num_samples=n).to(device),
@@ -78,11 +80,12 @@ def build_trainer(cfg: DictConfig, callbacks=()) -> tuple[Trainer, dict]:
         budget=ForwardBudget.from_ratio(int(cfg.epochs), n, float(cfg.ratio.value)),
         shuffle_gen=torch.Generator().manual_seed(int(cfg.seed)),
         augment_gen=torch.Generator(device=device).manual_seed(int(cfg.seed) + 1),
+        criterion=criterion,
     )
     amp = device.type == "cuda" if str(cfg.amp) == "auto" else bool(cfg.amp)
     trainer = Trainer(state, data, instantiate(cfg.scheduler), device=device,
                       batch_size=int(cfg.batch_size), eval_batch_size=int(cfg.eval_batch_size),
-                      label_smoothing=float(cfg.label_smoothing), amp=amp, eval_every=int(cfg.eval_every),
+                      criterion=criterion, amp=amp, eval_every=int(cfg.eval_every),
                       max_epochs=int(np.ceil(cfg.epochs * cfg.max_epoch_factor)),
                       callbacks=list(callbacks), progress_bar=bool(cfg.progress_bar))
     info["device"] = str(device)

@@ -71,3 +71,15 @@ class MLP(nn.Sequential):
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def features_and_logits(model: nn.Module, x):
+    """Penultimate features and logits in one forward (batch-level selection and static scores use both)."""
+    if hasattr(model, "forward_features") and hasattr(model, "forward_head"):
+        feats = model.forward_head(model.forward_features(x), pre_logits=True)
+        return feats, model.get_classifier()(feats)
+    if isinstance(model, nn.Sequential):
+        feats = model[:-1](x)
+        return feats.flatten(1), model[-1](feats)
+    raise ConfigError(f"{type(model).__name__} exposes no penultimate features: use a timm model or an "
+                      "nn.Sequential whose last layer is the classifier")

@@ -26,8 +26,10 @@ class RunState:
     budget: ForwardBudget
     shuffle_gen: torch.Generator
     augment_gen: torch.Generator
+    criterion: object | None = None
     epoch: int = 0
     reference_fwd: int = 0
+    selection_fwd: int = 0
     pruned_fractions: list[float] = field(default_factory=list)
 
     def state_dict(self) -> dict:
@@ -38,7 +40,9 @@ class RunState:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scorer": self.scorer.state_dict(), "policy": self.policy.state_dict(),
                 "budget": self.budget.state_dict(), "epoch": self.epoch,
-                "reference_fwd": self.reference_fwd, "pruned_fractions": list(self.pruned_fractions),
+                "criterion": self.criterion.state_dict() if self.criterion is not None else {},
+                "reference_fwd": self.reference_fwd, "selection_fwd": self.selection_fwd,
+                "pruned_fractions": list(self.pruned_fractions),
                 "rng": rng}
 
     def load_state_dict(self, sd: dict) -> None:
@@ -47,7 +51,10 @@ class RunState:
         self.scorer.load_state_dict(sd["scorer"])
         self.policy.load_state_dict(sd["policy"])
         self.budget.load_state_dict(sd["budget"])
+        if self.criterion is not None:
+            self.criterion.load_state_dict(sd["criterion"])
         self.epoch, self.reference_fwd = int(sd["epoch"]), int(sd["reference_fwd"])
+        self.selection_fwd = int(sd.get("selection_fwd", 0))
         self.pruned_fractions = [float(v) for v in sd["pruned_fractions"]]
         self.shuffle_gen.set_state(sd["rng"]["shuffle"])
         self.augment_gen.set_state(sd["rng"]["augment"])

@@ -1,0 +1,77 @@
+"""Batch sources the trainer reads from: the seam between data layouts and the training loop.
+
+A source yields training batches for a given index order and un-augmented evaluation batches for the
+``reference`` and ``test`` splits; it also exposes the noisy and clean training labels (on the training
+device) so metrics about noisy samples can always be computed. ``InMemoryData`` keeps uint8 images on
+the device and augments them with batched tensor ops; sources that stream from disk (large datasets)
+implement the same methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from .augment import BatchAugment
+
+
+@dataclass
+class Batch:
+    """One training batch: model input, (noisy) targets and dataset indices, plus an optional strong view."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    idx: torch.Tensor
+    x_strong: torch.Tensor | None = None
+
+
+@dataclass
+class InMemoryData:
+    """Tensors on the training device: uint8 images, noisy and clean labels, reference and test sets."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    y_clean: torch.Tensor
+    ref_x: torch.Tensor
+    ref_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    augment: BatchAugment
+    strong_augment: BatchAugment | None = None
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.y)
+
+    @property
+    def is_noisy(self) -> torch.Tensor:
+        return self.y != self.y_clean
+
+    def train_batches(self, indices: torch.Tensor, slices: list[slice], generator: torch.Generator,
+                      strong: bool = False) -> Iterator[Batch]:
+        """Augmented batches over ``indices`` (dataset indices, already in training order)."""
+        for sl in slices:
+            b = indices[sl]
+            raw = self.x[b]
+            x_strong = None
+            if strong:
+                aug = self.strong_augment or self.augment
+                x_strong = aug(raw, generator=generator, train=True)
+            yield Batch(self.augment(raw, generator=generator, train=True), self.y[b], b, x_strong)
+
+    def eval_size(self, split: str) -> int:
+        return len(self.ref_y if split == "reference" else self.test_y)
+
+    def eval_batches(self, split: str, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Normalised, un-augmented (x, y) batches of the ``reference`` or ``test`` split."""
+        x, y = (self.ref_x, self.ref_y) if split == "reference" else (self.test_x, self.test_y)
+        for i in range(0, len(y), batch_size):
+            yield self.augment(x[i:i + batch_size], train=False), y[i:i + batch_size]
+
+    def train_eval_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Un-augmented (x, noisy y, idx) over the whole training set in index order (for warm-up scoring)."""
+        for i in range(0, self.num_samples, batch_size):
+            idx = torch.arange(i, min(i + batch_size, self.num_samples), device=self.y.device)
+            yield self.augment(self.x[idx], train=False), self.y[idx], idx
