@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from .data.augment import BatchAugment
 from .data.splits import make_splits
 from .errors import AlignPruneError
+from .reference import ReferenceContext
 from .results import RunRecorder, append_result_row
 from .train.budget import ForwardBudget
 from .train.state import RunState
@@ -29,14 +30,33 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 GROUPS = ("dataset", "noise", "model", "pruner", "ratio", "reference", "loss", "optimizer", "scheduler", "logger")
 
 
+def pool_warmup(cfg: DictConfig, images, noisy: np.ndarray, pool: np.ndarray, device: torch.device):
+    """Warm-up record of a fresh model trained on ``pool`` (noisy labels), for pseudo-clean references."""
+    from .train.warmup import run_warmup
+
+    pool = np.sort(pool)
+    dev = torch.as_tensor
+    data = InMemoryData(
+        x=dev(images.train_x[pool]).to(device), y=dev(noisy[pool], dtype=torch.long).to(device),
+        y_clean=dev(images.train_y[pool], dtype=torch.long).to(device),
+        ref_x=images.train_x[:0].to(device), ref_y=torch.zeros(0, dtype=torch.long, device=device),
+        test_x=images.train_x[:0].to(device), test_y=torch.zeros(0, dtype=torch.long, device=device),
+        augment=BatchAugment(images.mean, images.std, crop_padding=cfg.dataset.crop_padding,
+                             hflip=cfg.dataset.hflip))
+    return run_warmup(cfg, data, num_classes=images.num_classes, input_shape=tuple(images.train_x.shape[1:]),
+                      device=device, cache_key_extra={"pool": pool})
+
+
 def build_data(cfg: DictConfig, device: torch.device) -> tuple[InMemoryData, dict]:
     """Load images, inject noise on the full training split, then carve out reference and test sets."""
     images = instantiate(cfg.dataset.loader)
     noisy = instantiate(cfg.noise).apply(images.train_y, num_classes=images.num_classes, dataset=images.name,
                                          data_dir=str(cfg.data_dir), seed=int(cfg.noise_seed))
     reference = instantiate(cfg.reference)
+    context = ReferenceContext(noisy_labels=noisy, clean_labels=images.train_y,
+                               warmup=lambda pool: pool_warmup(cfg, images, noisy, pool, device))
     splits = make_splits(len(images.train_y), reference=reference, test_split=cfg.test_split,
-                         holdout_size=cfg.holdout_size, seed=int(cfg.split_seed),
+                         holdout_size=cfg.holdout_size, seed=int(cfg.split_seed), context=context,
                          official_test_size=None if images.test_y is None else len(images.test_y))
     if splits.holdout_test is not None:
         test_x, test_y = images.train_x[splits.holdout_test], images.train_y[splits.holdout_test]
@@ -63,6 +83,17 @@ def build_data(cfg: DictConfig, device: torch.device) -> tuple[InMemoryData, dic
     return data, info
 
 
+def build_policy(cfg: DictConfig, data: InMemoryData, info: dict, device: torch.device):
+    """Instantiate the pruning policy; static policies first get the (cached) warm-up record they select from."""
+    policy = instantiate(cfg.pruner.policy, num_samples=info["n_train"], seed=int(cfg.seed))
+    if getattr(policy, "needs_warmup", False):
+        from .train.warmup import run_warmup
+
+        policy.prepare(run_warmup(cfg, data, num_classes=info["num_classes"], input_shape=info["input_shape"],
+                                  device=device, cache_key_extra={}))
+    return policy
+
+
 def build_trainer(cfg: DictConfig, callbacks=()) -> tuple[Trainer, dict]:
     """Build data, model, optimizer, scorer, policy and budget from the config into a ready Trainer."""
     if cfg.num_threads:
@@ -76,7 +107,7 @@ def build_trainer(cfg: DictConfig, callbacks=()) -> tuple[Trainer, dict]:
     state = RunState(
         model=model, optimizer=instantiate(cfg.optimizer)(model),
         scorer=instantiate(cfg.pruner.scorer, num_samples=n).to(device),
-        policy=instantiate(cfg.pruner.policy, num_samples=n, seed=int(cfg.seed)),
+        policy=build_policy(cfg, data, info, device),
         budget=ForwardBudget.from_ratio(int(cfg.epochs), n, float(cfg.ratio.value)),
         shuffle_gen=torch.Generator().manual_seed(int(cfg.seed)),
         augment_gen=torch.Generator(device=device).manual_seed(int(cfg.seed) + 1),

@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
 from .errors import ConfigError
+
+
+@dataclass
+class ReferenceContext:
+    """What a selector may use: labels of all training images and a warm-up runner over a pool of them.
+
+    ``warmup(pool)`` trains a fresh model on the pool's noisy labels (short, cached) and returns its
+    record (see ``train/warmup.py``), for selectors that estimate a pseudo-clean set.
+    """
+
+    noisy_labels: np.ndarray
+    clean_labels: np.ndarray
+    warmup: Callable[[np.ndarray], object] | None = None
 
 
 class CleanValReference:
@@ -34,6 +50,19 @@ class CleanValReference:
             return max(1, round(self.fraction * default_size))
         return default_size
 
+    def select(self, pool: np.ndarray, size: int, context: ReferenceContext | None = None) -> np.ndarray:
+        """The first ``size`` images of the randomly ordered pool."""
+        return pool[:size]
+
     def describe(self) -> str:
         """Short description for logs and results."""
         return "clean_val"
+
+
+class NoisyTrainReference(CleanValReference):
+    """A random subset of the noisy training data with its NOISY labels (Table 5's "Noisy Train-set")."""
+
+    label_source = "noisy"
+
+    def describe(self) -> str:
+        return "noisy_train"

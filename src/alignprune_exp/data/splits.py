@@ -28,16 +28,18 @@ def resolve_count(value: int | float, total: int, name: str) -> int:
 
 
 def make_splits(num_images: int, *, reference, test_split: str, holdout_size: int | float,
-                official_test_size: int | None, seed: int) -> Splits:
+                official_test_size: int | None, seed: int, context=None) -> Splits:
     """Draw the holdout test set (``test_split=holdout``) and then the reference set from the training images.
 
     Args:
         num_images: number of images in the official training split.
-        reference: a reference selector; its ``resolve_size`` maps the test split's size to the set's size.
+        reference: a reference selector: ``resolve_size`` maps the test split's size to the set's size and
+            ``select(pool, size, context)`` picks that many images out of the (randomly ordered) pool.
         test_split: ``official`` (use the dataset's test split) or ``holdout``.
         holdout_size: count or fraction of training images held out as test when ``holdout``.
         official_test_size: size of the official test split, or None when the data has none.
         seed: split seed, independent of the training seed so every method sees the same split.
+        context: what a selector may need beyond the pool (labels, a warm-up runner), see ``reference.py``.
     """
     rng = np.random.default_rng(seed)
     order = rng.permutation(num_images)
@@ -55,4 +57,8 @@ def make_splits(num_images: int, *, reference, test_split: str, holdout_size: in
     if n_ref >= len(order):
         raise ConfigError(f"reference set of {n_ref} images leaves no training images out of {len(order)}: "
                           "lower reference.size / reference.fraction")
-    return Splits(train=np.sort(order[n_ref:]), reference=np.sort(order[:n_ref]), holdout_test=holdout)
+    ref = np.asarray(reference.select(order, n_ref, context), dtype=np.int64)
+    train = np.setdiff1d(order, ref)
+    if len(np.unique(ref)) != n_ref or len(train) != len(order) - n_ref:
+        raise ValueError(f"{type(reference).__name__}.select must return {n_ref} distinct pool indices")
+    return Splits(train=train, reference=np.sort(ref), holdout_test=holdout)

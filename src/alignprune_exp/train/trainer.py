@@ -64,8 +64,12 @@ class Trainer:
         return loss_sum / max(1, n), 100.0 * correct / max(1, n)
 
     def batches(self, n: int) -> list[slice]:
-        """Batch slices over n samples; a final batch of one sample joins the previous one (BatchNorm)."""
-        starts = list(range(0, n, self.batch_size))
+        """Batch slices over n samples; a final batch of one sample joins the previous one (BatchNorm).
+
+        A batch-level policy may draw larger batches (``draw_batch_size``) to select from.
+        """
+        size = getattr(self.state.policy, "draw_batch_size", None) or self.batch_size
+        starts = list(range(0, n, size))
         if len(starts) > 1 and n - starts[-1] == 1:
             starts.pop()
         return [slice(s, e) for s, e in zip(starts, starts[1:] + [n])]
@@ -83,6 +87,25 @@ class Trainer:
         if batch.x_strong is not None:
             batch.x_strong = batch.x_strong[keep]
         return batch
+
+    @torch.no_grad()
+    def score_unselected(self, trained: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Losses of the samples that did not train this epoch (no-grad, eval mode), for policies such as IES
+        whose excluded samples keep being scored and can come back; counted as selection forward passes."""
+        rest = torch.ones(self.data.num_samples, dtype=torch.bool, device=self.device)
+        rest[trained] = False
+        rest_idx = rest.nonzero().squeeze(1)
+        model = self.state.model
+        model.eval()
+        losses = []
+        for sl in self.batches(len(rest_idx)):
+            batch = next(iter(self.data.train_batches(rest_idx[sl], [slice(0, sl.stop - sl.start)],
+                                                      self.state.augment_gen)))
+            with self.autocast():
+                losses.append(self.criterion.per_sample(model(batch.x), batch.y, batch.idx))
+        model.train()
+        self.state.selection_fwd += len(rest_idx)
+        return rest_idx, torch.cat(losses) if losses else torch.empty(0, device=self.device)
 
     def train_epoch(self, indices: torch.Tensor, weights: torch.Tensor, bar=None):
         """One pass over ``indices`` (shuffled, cut to the budget); returns trained indices and their losses."""
@@ -140,6 +163,8 @@ class Trainer:
         indices, weights = indices.to(self.device), weights.to(self.device)
         trained, losses, weighted_loss, lr = self.train_epoch(indices, weights, bar)
         st.scorer.observe(trained, losses, epoch)
+        if getattr(st.policy, "scores_unselected", False):
+            st.scorer.observe(*self.score_unselected(trained), epoch)
         train_s = time.perf_counter() - t0
         rec: dict = {}
         if getattr(st.scorer, "needs_reference", False):
