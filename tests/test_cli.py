@@ -49,6 +49,13 @@ def test_single_run_writes_its_records(cli_env, tmp_path):
         assert key in epochs[0]
     assert epochs[-1]["fwd/train"] == summary["train_fwd"]
     assert epochs[-1]["fwd/reference"] == summary["reference_fwd"] > 0
+    from alignprune_exp.snapshots import load_snapshots
+
+    snaps = load_snapshots(run_dir / "snapshots.npz")
+    assert snaps["scores"].shape == snaps["losses"].shape == (len(snaps["epochs"]), summary["n_train"])
+    assert len(snaps["epochs"]) >= 3 and snaps["progress"][-1] == pytest.approx(1.0)
+    assert snaps["is_noisy"].mean() == pytest.approx(summary["noise_rate"])
+    assert "loss/mean_noisy" in epochs[-1] and epochs[-1]["loss/mean_noisy"] > epochs[-1]["loss/mean_clean"]
     # sym0.5 on digits: the training labels really are half noisy.
     assert summary["noise_rate"] == pytest.approx(0.5, abs=0.01)
 

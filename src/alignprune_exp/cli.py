@@ -18,6 +18,7 @@ from .data.splits import make_splits
 from .errors import AlignPruneError
 from .reference import ReferenceContext
 from .results import RunRecorder, append_result_row
+from .snapshots import SnapshotRecorder
 from .train.budget import ForwardBudget
 from .train.state import RunState
 from .data.source import InMemoryData
@@ -133,6 +134,8 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None, overr
              info["n_train"], 100 * info["noise_rate"], info["n_reference"], info["n_test"], info["test_split"])
     logger = instantiate(cfg.logger)
     trainer.callbacks += [recorder.log_epoch, logger]
+    if cfg.get("snapshots", True):
+        trainer.callbacks.append(SnapshotRecorder(run_dir))
     tags = [f"{g}={choices[g]}" for g in GROUPS if choices.get(g)]
     name = "_".join(str(choices.get(g, "")) for g in ("dataset", "noise", "pruner", "ratio")) + f"_s{cfg.seed}"
     logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True), name, tags)

@@ -179,8 +179,11 @@ class Trainer:
         last_loss, observed = st.scorer.last_losses()
         n = data.num_samples
         st.pruned_fractions.append(1.0 - selected / n)
+        seen_clean, seen_noisy = observed & ~is_noisy, observed & is_noisy
         rec.update({
             "epoch": epoch, "progress": st.budget.progress, "lr": lr,
+            "loss/mean_clean": last_loss[seen_clean].mean().item() if seen_clean.any() else float("nan"),
+            "loss/mean_noisy": last_loss[seen_noisy].mean().item() if seen_noisy.any() else float("nan"),
             "train/loss": losses.mean().item() if len(losses) else float("nan"),
             "train/weighted_loss": weighted_loss,
             "test/loss": self.last_test[0], "test/acc": self.last_test[1],

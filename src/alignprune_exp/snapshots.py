@@ -1,0 +1,51 @@
+"""Per-sample snapshots at a few points of training, for loss/score histograms split clean vs noisy.
+
+Saved once per run as ``snapshots.npz`` in its run directory (float16, compressed): a few hundred KB
+for CIFAR, and never copied into committed result folders.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+class SnapshotRecorder:
+    """Epoch callback that keeps scores and last losses when budget progress first reaches each point."""
+
+    def __init__(self, run_dir: str | Path, at_progress: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)):
+        self.path = Path(run_dir) / "snapshots.npz"
+        self.points = sorted(float(p) for p in at_progress)
+        self.epochs: list[int] = []
+        self.progress: list[float] = []
+        self.scores: list[np.ndarray] = []
+        self.losses: list[np.ndarray] = []
+        self.is_noisy: np.ndarray | None = None
+
+    def __call__(self, record: dict, extras: dict) -> None:
+        if not self.points or record["progress"] + 1e-9 < self.points[0]:
+            return
+        while self.points and record["progress"] + 1e-9 >= self.points[0]:
+            self.points.pop(0)
+        self.epochs.append(int(record["epoch"]))
+        self.progress.append(float(record["progress"]))
+        self.scores.append(extras["scores"].float().cpu().numpy().astype(np.float16))
+        self.losses.append(extras["last_loss"].float().cpu().numpy().astype(np.float16))
+        if self.is_noisy is None:
+            self.is_noisy = extras["is_noisy"].cpu().numpy()
+        self.save()
+
+    def save(self) -> None:
+        """Rewrite the file atomically with every snapshot so far."""
+        tmp = self.path.with_name(self.path.name + ".tmp.npz")
+        np.savez_compressed(tmp, epochs=np.array(self.epochs), progress=np.array(self.progress),
+                            scores=np.stack(self.scores), losses=np.stack(self.losses), is_noisy=self.is_noisy)
+        os.replace(tmp, self.path)
+
+
+def load_snapshots(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of a ``snapshots.npz`` (no pickles allowed)."""
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
