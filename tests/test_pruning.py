@@ -100,7 +100,7 @@ def test_infobatch_determinism_and_state_dict_round_trip():
 
 
 def test_infobatch_invalid_config_and_nan_scores():
-    for kwargs in (dict(prune_prob=1.0), dict(prune_prob=-0.1), dict(prune_prob=0.95, delta=1.5)):
+    for kwargs in (dict(prune_prob=-0.1), dict(prune_prob=0.95, delta=1.5)):
         with pytest.raises(ConfigError):
             InfoBatch(10, **{"delta": 0.875, **kwargs})
     with pytest.raises(ConfigError):

@@ -29,8 +29,8 @@ class InfoBatch(Policy):
 
     Args:
         num_samples: size of the training set.
-        prune_prob: probability r that a below-mean sample is pruned; [0, 1) with rescale,
-            else [0, 1].
+        prune_prob: probability r that a below-mean sample is pruned, in [0, 1]; at r = 1 no
+            below-mean sample is kept, so no 1 / (1 - r) weight is ever needed (Fig. 2a's r = 1.0).
         delta: fraction of the run (budget, or epochs) after which annealing starts.
         num_epochs: epoch count for the annealing rule when ``select`` gets no ``progress``.
         rescale: weight kept below-mean samples by 1 / (1 - r); False keeps weights 1.
@@ -48,11 +48,6 @@ class InfoBatch(Policy):
     ) -> None:
         super().__init__(num_samples, seed)
         self.rescale = bool(rescale)
-        if self.rescale and float(prune_prob) == 1.0:
-            raise ConfigError(
-                "prune_prob=1 with rescale=true would weight kept samples by 1/0: "
-                "use prune_prob < 1, or rescale=false to drop every below-mean sample"
-            )
         self.prune_prob = check_unit_interval("prune_prob", prune_prob)
         self.delta = check_unit_interval("delta", delta)
         if num_epochs is not None and int(num_epochs) < 1:
@@ -75,6 +70,6 @@ class InfoBatch(Policy):
         kept = ~low
         kept[kept_low] = True
         weights = torch.ones(self.num_samples, dtype=torch.float32, device=scores.device)
-        if self.rescale:
+        if self.rescale and kept_low.numel():
             weights[kept_low] = 1.0 / keep
         return self._finish(kept.nonzero().squeeze(1), weights, low_idx.numel(), annealing=False)

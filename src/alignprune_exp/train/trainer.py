@@ -98,9 +98,7 @@ class Trainer:
         model = self.state.model
         model.eval()
         losses = []
-        for sl in self.batches(len(rest_idx)):
-            batch = next(iter(self.data.train_batches(rest_idx[sl], [slice(0, sl.stop - sl.start)],
-                                                      self.state.augment_gen)))
+        for batch in self.data.train_batches(rest_idx, self.batches(len(rest_idx)), self.state.augment_gen):
             with self.autocast():
                 losses.append(self.criterion.per_sample(model(batch.x), batch.y, batch.idx))
         model.train()
@@ -178,7 +176,9 @@ class Trainer:
         is_noisy = data.is_noisy
         last_loss, observed = st.scorer.last_losses()
         n = data.num_samples
-        st.pruned_fractions.append(1.0 - selected / n)
+        # A batch-level policy selects inside batches: what it pruned is what did not train.
+        chosen = len(trained) if hasattr(st.policy, "select_in_batch") else selected
+        st.pruned_fractions.append(1.0 - chosen / n)
         seen_clean, seen_noisy = observed & ~is_noisy, observed & is_noisy
         rec.update({
             "epoch": epoch, "progress": st.budget.progress, "lr": lr,
