@@ -66,3 +66,43 @@ class NoisyTrainReference(CleanValReference):
 
     def describe(self) -> str:
         return "noisy_train"
+
+
+class PseudoCleanReference(CleanValReference):
+    """A pseudo-clean subset of the noisy training pool, with its NOISY labels (paper Table 5; spec
+    static_baselines §1 and §6).
+
+    A short warm-up trains a fresh model on the whole pool (``context.warmup``, cached, seeded by
+    ``split_seed``); the static method then keeps ``size`` pool images by its own selection rule at kept
+    fraction size / len(pool): ``smalll`` the lowest warm-up losses, ``moderate`` the middle band of the
+    distance-to-class-median ranking. The chosen images leave the training set, as every reference does.
+
+    Args:
+        method: ``smalll`` or ``moderate``.
+        size, fraction: as ``CleanValReference``.
+    """
+
+    label_source = "noisy"
+    METHODS = ("smalll", "moderate")
+
+    def __init__(self, method: str = "smalll", size: int | None = None, fraction: float | None = None):
+        super().__init__(size=size, fraction=fraction)
+        if method not in self.METHODS:
+            raise ConfigError(f"reference.method={method!r} is not one of: {', '.join(self.METHODS)}")
+        self.method = method
+
+    def select(self, pool: np.ndarray, size: int, context: ReferenceContext | None = None) -> np.ndarray:
+        """``size`` pool images chosen by the method from a warm-up on the pool (record rows = sorted pool)."""
+        from .pruning.static import Moderate, SmallLoss
+
+        if context is None or context.warmup is None:
+            raise ConfigError("a pseudo-clean reference needs a warm-up runner: build the data through the CLI")
+        ordered = np.sort(np.asarray(pool))
+        record = context.warmup(ordered)
+        selector = {"smalll": SmallLoss, "moderate": Moderate}[self.method](
+            num_samples=len(ordered), keep_fraction=size / len(ordered))
+        picks = selector.choose(record, budget=size).cpu().numpy()
+        return ordered[picks]
+
+    def describe(self) -> str:
+        return f"pseudo_clean_{self.method}"
