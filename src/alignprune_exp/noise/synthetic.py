@@ -69,12 +69,14 @@ def make_noisy_labels(
 
 def asym_target(num_classes: int, dataset: str | None, coarse_of_fine: np.ndarray | None = None) -> np.ndarray:
     """The class each asym-flipped label moves to (identity for classes asym noise leaves alone)."""
+    if dataset == "imagenet1k":
+        return imagenet_asym_target(num_classes)
     if dataset is None:
         dataset = {10: "cifar10", 100: "cifar100"}.get(num_classes)
     expected = {"cifar10": 10, "cifar100": 100}
     if dataset not in expected:
         raise ConfigError(
-            f"asym noise is defined for cifar10 and cifar100 only (got dataset={dataset!r}, "
+            f"asym noise is defined for imagenet1k, cifar10 and cifar100 only (got dataset={dataset!r}, "
             f"num_classes={num_classes}); use pairflip or sym for other datasets"
         )
     if num_classes != expected[dataset]:
@@ -87,6 +89,12 @@ def asym_target(num_classes: int, dataset: str | None, coarse_of_fine: np.ndarra
             f"coarse_of_fine must be an integer array of shape ({num_classes},), got {coarse.dtype} {coarse.shape}"
         )
     return next_in_superclass(coarse.astype(np.int64))
+
+
+def imagenet_asym_target(num_classes: int) -> np.ndarray:
+    """ImageNet-1K asym noise of Park et al. 2023 (Prune4ReL, ``deepcore/datasets/imagenet.py``): a flipped
+    label moves to the next class, c -> (c + 1) mod C; every class is affected."""
+    return (np.arange(num_classes, dtype=np.int64) + 1) % num_classes
 
 
 def next_in_superclass(coarse_of_fine: np.ndarray) -> np.ndarray:

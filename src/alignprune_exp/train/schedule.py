@@ -60,3 +60,37 @@ class Constant(LRSchedule):
 
     def factor(self, progress: float) -> float:
         return 1.0
+
+
+class Cosine(LRSchedule):
+    """Linear warm-up over the first ``warmup_fraction`` of the budget, then cosine decay to ``min_factor``:
+    timm's CosineLRScheduler as used by the ConvNeXt / DeiT / Swin recipes (Table 4), over budget progress.
+
+    Args:
+        warmup_fraction: share of the budget spent warming up (5 of 100 epochs = 0.05).
+        min_factor: final lr as a fraction of the peak.
+        warmup_start_factor: lr at the start of the warm-up as a fraction of the peak.
+    """
+
+    def __init__(self, warmup_fraction: float = 0.05, min_factor: float = 0.0, warmup_start_factor: float = 0.0):
+        self.warmup_fraction, self.min_factor = float(warmup_fraction), float(min_factor)
+        self.warmup_start_factor = float(warmup_start_factor)
+
+    def factor(self, progress: float) -> float:
+        w = self.warmup_fraction
+        if progress < w:
+            return self.warmup_start_factor + (1.0 - self.warmup_start_factor) * progress / w
+        return _cos_interp(1.0, self.min_factor, (progress - w) / max(1e-12, 1.0 - w))
+
+
+class LinearDecay(LRSchedule):
+    """The peak lr until ``start_fraction`` of the budget, then linearly down to zero at its end
+    (Co-teaching+'s NEWS recipe: Adam at 0.001, decayed linearly from epoch 80 of 200)."""
+
+    def __init__(self, start_fraction: float = 0.4):
+        self.start_fraction = float(start_fraction)
+
+    def factor(self, progress: float) -> float:
+        if progress <= self.start_fraction:
+            return 1.0
+        return (1.0 - progress) / max(1e-12, 1.0 - self.start_fraction)
