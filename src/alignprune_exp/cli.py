@@ -14,7 +14,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from .data.augment import BatchAugment
-from .data.splits import make_splits
+from .data.splits import make_splits, subset_indices
+from .data.strong_augment import strong_augment_for
 from .errors import AlignPruneError
 from .reference import ReferenceContext
 from .results import RunRecorder, append_result_row
@@ -22,17 +23,22 @@ from .snapshots import SnapshotRecorder
 from .train.budget import ForwardBudget
 from .train.state import RunState
 from .data.source import InMemoryData
+from .data.streaming import SourceSpec, build_streaming_data
 from .train.trainer import Trainer
 from .utils import instantiate, resolve_device, seed_everything
 
 log = logging.getLogger("alignprune")
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-GROUPS = ("dataset", "noise", "model", "pruner", "ratio", "reference", "loss", "optimizer", "scheduler", "logger")
+GROUPS = ("dataset", "noise", "model", "pruner", "ratio", "reference", "loss", "optimizer", "scheduler", "logger",
+          "profile")
 
 
 def pool_warmup(cfg: DictConfig, images, noisy: np.ndarray, pool: np.ndarray, device: torch.device):
-    """Warm-up record of a fresh model trained on ``pool`` (noisy labels), for pseudo-clean references."""
+    """Warm-up record of a fresh model trained on ``pool`` (noisy labels), for pseudo-clean references.
+
+    Seeded by ``split_seed``: like every split, the reference set is the same whatever the training seed.
+    """
     from .train.warmup import run_warmup
 
     pool = np.sort(pool)
@@ -43,14 +49,17 @@ def pool_warmup(cfg: DictConfig, images, noisy: np.ndarray, pool: np.ndarray, de
         ref_x=images.train_x[:0].to(device), ref_y=torch.zeros(0, dtype=torch.long, device=device),
         test_x=images.train_x[:0].to(device), test_y=torch.zeros(0, dtype=torch.long, device=device),
         augment=BatchAugment(images.mean, images.std, crop_padding=cfg.dataset.crop_padding,
-                             hflip=cfg.dataset.hflip))
+                             hflip=cfg.dataset.hflip),
+        strong_augment=strong_augment_for(cfg, images))
     return run_warmup(cfg, data, num_classes=images.num_classes, input_shape=tuple(images.train_x.shape[1:]),
-                      device=device, cache_key_extra={"pool": pool})
+                      device=device, cache_key_extra={"pool": pool}, seed=int(cfg.split_seed))
 
 
 def build_data(cfg: DictConfig, device: torch.device) -> tuple[InMemoryData, dict]:
     """Load images, inject noise on the full training split, then carve out reference and test sets."""
     images = instantiate(cfg.dataset.loader)
+    if isinstance(images, SourceSpec):  # streamed images / precomputed features bring their own source
+        return build_streaming_data(cfg, images, device)
     noisy = instantiate(cfg.noise).apply(images.train_y, num_classes=images.num_classes, dataset=images.name,
                                          data_dir=str(cfg.data_dir), seed=int(cfg.noise_seed))
     reference = instantiate(cfg.reference)
@@ -68,18 +77,20 @@ def build_data(cfg: DictConfig, device: torch.device) -> tuple[InMemoryData, dic
     def dev(a, dtype=None):
         return torch.as_tensor(a, dtype=dtype).to(device)
 
-    tr = splits.train
+    tr = subset_indices(splits.train, cfg.get("train_subset"), int(cfg.split_seed))
     data = InMemoryData(
         x=dev(images.train_x[tr]), y=dev(noisy[tr], torch.long), y_clean=dev(images.train_y[tr], torch.long),
         ref_x=dev(images.train_x[splits.reference]), ref_y=dev(ref_labels[splits.reference], torch.long),
         test_x=dev(test_x), test_y=dev(test_y, torch.long),
         augment=BatchAugment(images.mean, images.std, crop_padding=cfg.dataset.crop_padding,
                              hflip=cfg.dataset.hflip),
+        strong_augment=strong_augment_for(cfg, images),
     )
     info = {"dataset_source": images.source, "num_classes": images.num_classes,
             "input_shape": tuple(images.train_x.shape[1:]), "n_train": len(tr),
             "n_reference": len(splits.reference), "n_test": len(test_y), "test_split": cfg.test_split,
             "noise_rate": float(np.mean(noisy[tr] != images.train_y[tr])),
+            "reference_noise_rate": float(np.mean(ref_labels[splits.reference] != images.train_y[splits.reference])),
             "reference": reference.describe()}
     return data, info
 

@@ -62,3 +62,17 @@ def make_splits(num_images: int, *, reference, test_split: str, holdout_size: in
     if len(np.unique(ref)) != n_ref or len(train) != len(order) - n_ref:
         raise ValueError(f"{type(reference).__name__}.select must return {n_ref} distinct pool indices")
     return Splits(train=train, reference=np.sort(ref), holdout_test=holdout)
+
+
+def subset_indices(indices: np.ndarray, size: int | float | None, seed: int) -> np.ndarray:
+    """A random ``size`` (count or fraction) of ``indices``, sorted; all of them when ``size`` is None.
+
+    Drawn from its own stream of ``seed`` (the split seed), so every method and training seed trains on the same
+    images and the reference and test sets are the ones the full training set would have.
+    """
+    if size is None:
+        return indices
+    n = resolve_count(size, len(indices), "train_subset")
+    if n > len(indices):
+        raise ConfigError(f"train_subset={size} exceeds the {len(indices)} training images left after the splits")
+    return np.sort(np.random.default_rng([int(seed), 1]).choice(indices, size=n, replace=False))

@@ -93,10 +93,13 @@ class DASScorer(Scorer):
 
     Args:
         num_samples: size of the training set.
-        window: observations kept per sample (the paper's N; 25 by default, 5 for Clothing-1M).
+        window: observations kept per sample (the paper's N; 25 by default, 5 for Clothing-1M);
+            None = an expanding window, every observation since the first epoch (the bank grows as
+            needed: n x epochs x 6 bytes in float32, e.g. 0.3 GB for 50k samples over 1000 epochs).
         rho: "pearson" (paper default) or "cosine" (ablation, Fig. 2c).
         dtype: bank precision, "float32" or "float16" (halves memory for millions of samples).
-        min_observations: fewest observations (with a reference value) for a non-zero score.
+        min_observations: fewest observations (with a reference value) for a non-zero score;
+            None = min(3, window), so any window >= 2 works (Table G's N = 2).
     """
 
     needs_reference = True
@@ -104,26 +107,29 @@ class DASScorer(Scorer):
     def __init__(
         self,
         num_samples: int,
-        window: int = 25,
+        window: int | None = 25,
         rho: str = "pearson",
         dtype: str = "float32",
-        min_observations: int = 3,
+        min_observations: int | None = None,
     ) -> None:
         super().__init__(num_samples)
-        if int(window) < 2:
+        if window is not None and int(window) < 2:
             raise ConfigError(f"window must be >= 2 epochs, got {window}")
         if rho not in RHOS:
             raise ConfigError(f"unknown rho {rho!r}: use one of {', '.join(RHOS)}")
         if dtype not in BANK_DTYPES:
             raise ConfigError(f"unknown bank dtype {dtype!r}: use one of {', '.join(BANK_DTYPES)}")
-        if not 2 <= int(min_observations) <= int(window):
+        if min_observations is None:
+            min_observations = 3 if window is None else min(3, int(window))
+        if int(min_observations) < 2 or (window is not None and int(min_observations) > int(window)):
             raise ConfigError(
                 f"min_observations must be in [2, window={window}], got {min_observations}"
             )
-        self.window, self.rho, self.dtype = int(window), rho, dtype
+        self.window, self.rho, self.dtype = (None if window is None else int(window)), rho, dtype
         self.min_observations = int(min_observations)
-        self._losses = torch.zeros(self.num_samples, self.window, dtype=BANK_DTYPES[dtype])
-        self._epochs = torch.full((self.num_samples, self.window), -1, dtype=torch.int16)
+        capacity = 8 if window is None else self.window
+        self._losses = torch.zeros(self.num_samples, capacity, dtype=BANK_DTYPES[dtype])
+        self._epochs = torch.full((self.num_samples, capacity), -1, dtype=torch.int16)
         self._count = torch.zeros(self.num_samples, dtype=torch.int64)
         self._ref = torch.zeros(0)  # reference mean loss per epoch, NaN where not observed
         self._cache: torch.Tensor | None = None
@@ -139,15 +145,26 @@ class DASScorer(Scorer):
         if epoch > torch.iinfo(torch.int16).max:
             raise ValueError(f"epoch {epoch} exceeds the bank's int16 epoch range")
         count = self._count[indices]
-        last_slot = (count - 1).remainder(self.window)
+        if self.window is None and len(count):
+            self._grow_bank(int(count.max()) + 1)
+        capacity = self._losses.shape[1]
+        last_slot = (count - 1).remainder(capacity)
         same_epoch = (count > 0) & (self._epochs[indices, last_slot] == epoch)
-        slot = torch.where(same_epoch, last_slot, count.remainder(self.window))
+        slot = torch.where(same_epoch, last_slot, count.remainder(capacity))
         finfo = torch.finfo(self._losses.dtype)
         self._losses[indices, slot] = losses.clamp(finfo.min, finfo.max).to(self._losses.dtype)
         self._epochs[indices, slot] = epoch
         self._count[indices] = count + (~same_epoch).to(torch.int64)
         self._grow_ref(epoch + 1)
         self._cache = None
+
+    def _grow_bank(self, needed: int) -> None:
+        """Expanding window: widen the bank (at least doubling) so ``needed`` slots exist; empty slots are -1."""
+        capacity = self._losses.shape[1]
+        if needed > capacity:
+            extra = max(needed, 2 * capacity) - capacity
+            self._losses = torch.cat([self._losses, self._losses.new_zeros(self.num_samples, extra)], dim=1)
+            self._epochs = torch.cat([self._epochs, self._epochs.new_full((self.num_samples, extra), -1)], dim=1)
 
     def observe_reference(self, epoch: int, mean_loss: float) -> None:
         """Record the reference set's mean loss at ``epoch`` (Eq. 4)."""
@@ -173,7 +190,7 @@ class DASScorer(Scorer):
         return self._cache
 
     def trajectories(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(bank losses [n, window] float32, epochs [n, window] int64, -1 = empty), slot order."""
+        """(bank losses [n, slots] float32, epochs [n, slots] int64, -1 = empty), slot order; slots = window."""
         return self._losses.float(), self._epochs.long()
 
     def state_dict(self) -> dict[str, Any]:
@@ -199,6 +216,8 @@ class DASScorer(Scorer):
                 f"window={self.window}, dtype={self.dtype}"
             )
         super().load_state_dict(sd)
+        if self.window is None:  # an expanding bank: take the saved width
+            self._grow_bank(int(sd["losses"].shape[1]))
         self._losses = load_tensor(sd, "losses", self._losses)
         self._epochs = load_tensor(sd, "epochs", self._epochs)
         self._count = load_tensor(sd, "count", self._count)

@@ -1,0 +1,1 @@
+"""Hydra plugin package of alignprune-exp: the ``cells`` sweeper (``hydra/sweeper=cells``)."""

@@ -1,0 +1,156 @@
+"""A grid sweeper for paper tables: a main grid plus extra grids, skipping options that do not exist yet.
+
+Hydra's basic sweeper runs one cartesian product. A paper table is a union: every pruner x ratio, plus
+Full-training once per noise and seed at the full budget (``pruner=full ratio=r0``). And a grid names
+pruners of other issues: until an option file exists, its cells are skipped (and listed), never
+filled with anything else and never failing the sweep.
+
+    hydra:
+      sweeper:
+        params: {noise: clean,sym0.5, pruner: infobatch,seta, ratio: r30,r50, seed: 0,1}
+        extra:                      # each entry: params (and command-line sweeps) with these keys replaced
+          - {pruner: full, ratio: r0}
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+class CellSweeper(Sweeper):
+    """Hydra's basic sweeper over the union of ``params`` and each ``extra`` grid, without missing group options.
+
+    Args:
+        max_batch_size: jobs per launcher batch (None = all at once), as in the basic sweeper.
+        params: the main grid, ``{override key: comma-separated values}``.
+        extra: further grids, each a dict whose keys replace (or add to) those of ``params`` and of the
+            command-line sweep overrides, e.g. ``[{pruner: full, ratio: r0}]``.
+        skip_missing: drop jobs choosing a config-group option that has no file (logged once per option);
+            False fails the whole sweep up front, as the basic sweeper does.
+    """
+
+    def __init__(self, max_batch_size: Optional[int] = None, params: Optional[Dict[str, str]] = None,
+                 extra: Optional[List[Dict[str, Any]]] = None, skip_missing: bool = True) -> None:
+        super().__init__()
+        self.max_batch_size = max_batch_size
+        self.params = dict(params or {})
+        self.extra = [dict(e) for e in (extra or [])]
+        self.skip_missing = bool(skip_missing)
+        self.skipped: Dict[str, int] = {}
+        self.hydra_context: Optional[HydraContext] = None
+        self.config: Optional[DictConfig] = None
+        self.launcher = None
+        self.overrides: List[List[List[str]]] = []
+        self.batch_index = 0
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        from hydra.core.plugins import Plugins
+
+        self.hydra_context, self.config = hydra_context, config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def job_overrides(self, arguments: List[str]) -> List[List[str]]:
+        """Every job's override list: the main grid, then each extra grid, duplicates removed, in order."""
+        assert self.hydra_context is not None
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        params = [f"{k}={v}" for k, v in self.params.items()]
+        base = {o.get_key_element(): o for o in parser.parse_overrides([*params, *arguments])}
+        grids = [base]
+        for entry in self.extra:
+            grid = dict(base)
+            for o in parser.parse_overrides([f"{k}={_as_override_value(v)}" for k, v in entry.items()]):
+                grid[o.get_key_element()] = o
+            grids.append(grid)
+        jobs, seen = [], set()
+        for grid in grids:
+            for job in itertools.product(*[_choices(o) for o in grid.values()]):
+                if job not in seen:
+                    seen.add(job)
+                    jobs.append(list(job))
+        return self._drop_missing(jobs) if self.skip_missing else jobs
+
+    def _drop_missing(self, jobs: List[List[str]]) -> List[List[str]]:
+        loader = self.hydra_context.config_loader
+        options: Dict[str, Optional[set]] = {}
+
+        def missing(item: str) -> Optional[str]:
+            key, _, value = item.partition("=")
+            group = key.lstrip("+~")
+            if "." in group or "@" in group:
+                return None
+            if group not in options:
+                found = loader.get_group_options(group)
+                options[group] = set(found) if found else None
+            known = options[group]
+            return None if known is None or value in known or value == "null" else f"{group}={value}"
+
+        kept = []
+        for job in jobs:
+            absent = [m for m in map(missing, job) if m]
+            if absent:
+                for m in absent:
+                    self.skipped[m] = self.skipped.get(m, 0) + 1
+            else:
+                kept.append(job)
+        for choice, count in sorted(self.skipped.items()):
+            log.warning("%s has no config file yet: its %d cell(s) are skipped (missing, not filled)", choice, count)
+        return kept
+
+    def sweep(self, arguments: List[str]) -> Any:
+        assert self.config is not None and self.launcher is not None and self.hydra_context is not None
+        jobs = self.job_overrides(arguments)
+        size = len(jobs) if self.max_batch_size in (None, -1) else int(self.max_batch_size)
+        self.overrides = [jobs[i:i + size] for i in range(0, len(jobs), max(size, 1))]
+        log.info("cells sweeper: %d job(s)", len(jobs))
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        returns: List[Sequence[JobReturn]] = []
+        initial_job_idx = 0
+        while not self.is_done():
+            batch = self.get_job_batch()
+            tic = time.perf_counter()
+            self.validate_batch_is_legal(batch)
+            log.debug("validated %d job configs in %.2fs", len(batch), time.perf_counter() - tic)
+            results = self.launcher.launch(batch, initial_job_idx=initial_job_idx)
+            for r in results:
+                _ = r.return_value  # raises if the job failed
+            initial_job_idx += len(batch)
+            returns.append(results)
+        return returns
+
+    def get_job_batch(self) -> List[List[str]]:
+        self.batch_index += 1
+        return self.overrides[self.batch_index - 1]
+
+    def is_done(self) -> bool:
+        return self.batch_index >= len(self.overrides)
+
+
+def _as_override_value(value: Any) -> str:
+    """An extra-grid value as override text: lists become comma-separated sweeps."""
+    if isinstance(value, (list, tuple)) or OmegaConf.is_list(value):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _choices(override) -> List[str]:
+    key = override.get_key_element()
+    if override.is_sweep_override():
+        if not override.is_discrete_sweep():
+            raise ValueError(f"{key}: the cells sweeper supports comma-separated and range() sweeps only")
+        return [f"{key}={v}" for v in override.sweep_string_iterator()]
+    return [f"{key}={override.get_value_element_as_str()}"]
