@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,3 +186,13 @@ def test_cli_writes_tables_and_fails_cleanly(tmp_path):
     proc = subprocess.run([sys.executable, script, str(tmp_path / "none"), "--out", str(tmp_path / "o2")],
                           capture_output=True, text=True, env={"PYTHONPATH": env_path}, timeout=120)
     assert proc.returncode == 2 and proc.stderr.startswith("error: no runs*.csv")
+
+
+COMMITTED = Path(__file__).resolve().parents[1] / "results" / "cifar10n_cpu"
+
+
+@pytest.mark.skipif(not (COMMITTED / "runs.csv").is_file(), reason="no committed results/cifar10n_cpu study yet")
+def test_committed_tables_are_reproduced_byte_for_byte(tmp_path):
+    write_tables(COMMITTED, tmp_path, std=True)
+    for name in ("tables.md", "tables.tex", "cells.csv", "paper_vs_measured.md", "efficiency.md"):
+        assert (tmp_path / name).read_bytes() == (COMMITTED / "tables" / name).read_bytes(), name

@@ -27,8 +27,23 @@ class Batch:
     x_strong: torch.Tensor | None = None
 
 
+class LabelledSource:
+    """What every source shares: noisy labels ``y`` and clean labels ``y_clean`` of the training set."""
+
+    y: torch.Tensor
+    y_clean: torch.Tensor
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.y)
+
+    @property
+    def is_noisy(self) -> torch.Tensor:
+        return self.y != self.y_clean
+
+
 @dataclass
-class InMemoryData:
+class InMemoryData(LabelledSource):
     """Tensors on the training device: uint8 images, noisy and clean labels, reference and test sets."""
 
     x: torch.Tensor
@@ -40,14 +55,6 @@ class InMemoryData:
     test_y: torch.Tensor
     augment: BatchAugment
     strong_augment: BatchAugment | None = None
-
-    @property
-    def num_samples(self) -> int:
-        return len(self.y)
-
-    @property
-    def is_noisy(self) -> torch.Tensor:
-        return self.y != self.y_clean
 
     def train_batches(self, indices: torch.Tensor, slices: list[slice], generator: torch.Generator,
                       strong: bool = False) -> Iterator[Batch]:

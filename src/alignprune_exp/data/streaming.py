@@ -20,7 +20,7 @@ from ..errors import AlignPruneError, ConfigError
 from ..reference import ReferenceContext
 from ..utils import instantiate
 from .augment import BatchAugment
-from .source import Batch
+from .source import Batch, LabelledSource
 from .splits import make_splits, subset_indices
 
 
@@ -52,7 +52,7 @@ class SourceSpec:
         raise NotImplementedError
 
 
-class StreamingData:
+class StreamingData(LabelledSource):
     """Batches read from disk by a DataLoader (workers, pinned memory), normalised on the training device.
 
     Args:
@@ -71,14 +71,6 @@ class StreamingData:
         self.y, self.y_clean, self.ref_y, self.test_y = y, y_clean, ref_y, test_y
         self.norm = BatchAugment(mean, std, crop_padding=0, hflip=False)
         self.num_workers, self.device = int(num_workers), torch.device(device)
-
-    @property
-    def num_samples(self) -> int:
-        return len(self.y)
-
-    @property
-    def is_noisy(self) -> torch.Tensor:
-        return self.y != self.y_clean
 
     def _loader(self, dataset, batches: list[list], seed: int = 0) -> Iterator:
         loader = DataLoader(dataset, batch_sampler=batches, num_workers=self.num_workers,

@@ -82,6 +82,17 @@ class Policy(ABC):
             on scores.device, 1.0 where not rescaled).
         """
 
+    def _init_annealing(self, delta: float, num_epochs: int | None) -> None:
+        """Validate and keep the annealing settings InfoBatch-style policies share (see ``is_annealing``)."""
+        self.delta = check_unit_interval("delta", delta)
+        if num_epochs is not None and int(num_epochs) < 1:
+            raise ConfigError(f"num_epochs must be >= 1, got {num_epochs}")
+        self.num_epochs = None if num_epochs is None else int(num_epochs)
+
+    def annealing(self, epoch: int, progress: float | None) -> bool:
+        """Whether this epoch is in the final full-data phase."""
+        return is_annealing(epoch, self.delta, progress, self.num_epochs)
+
     @property
     def last_pruned_fraction(self) -> float:
         """Fraction of samples left out by the last ``select`` (0.0 before any)."""

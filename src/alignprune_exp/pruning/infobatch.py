@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from alignprune_exp.errors import ConfigError
 from alignprune_exp.pruning.base import (
     Policy,
     below_mean,
     check_unit_interval,
     floor_count,
-    is_annealing,
 )
 
 
@@ -49,17 +47,14 @@ class InfoBatch(Policy):
         super().__init__(num_samples, seed)
         self.rescale = bool(rescale)
         self.prune_prob = check_unit_interval("prune_prob", prune_prob)
-        self.delta = check_unit_interval("delta", delta)
-        if num_epochs is not None and int(num_epochs) < 1:
-            raise ConfigError(f"num_epochs must be >= 1, got {num_epochs}")
-        self.num_epochs = None if num_epochs is None else int(num_epochs)
+        self._init_annealing(delta, num_epochs)
 
     def select(
         self, scores: torch.Tensor, epoch: int, progress: float | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Training indices (sorted) and per-sample weights [num_samples] for this epoch."""
         scores = self._check_scores(scores)
-        if is_annealing(epoch, self.delta, progress, self.num_epochs):
+        if self.annealing(epoch, progress):
             return self._full(scores, annealing=True)
         low = below_mean(scores)
         low_idx = low.nonzero().squeeze(1)

@@ -12,7 +12,6 @@ from alignprune_exp.pruning.base import (
     below_mean,
     check_unit_interval,
     floor_count,
-    is_annealing,
 )
 
 
@@ -43,20 +42,17 @@ class RandomDynamic(Policy):
     ) -> None:
         super().__init__(num_samples, seed)
         self.prune_prob = check_unit_interval("prune_prob", prune_prob)
-        self.delta = check_unit_interval("delta", delta)
+        self._init_annealing(delta, num_epochs)
         if keep_fraction is not None and not 0.0 < float(keep_fraction) <= 1.0:
             raise ConfigError(f"keep_fraction must be in (0, 1] or null, got {keep_fraction}")
         self.keep_fraction = None if keep_fraction is None else float(keep_fraction)
-        if num_epochs is not None and int(num_epochs) < 1:
-            raise ConfigError(f"num_epochs must be >= 1, got {num_epochs}")
-        self.num_epochs = None if num_epochs is None else int(num_epochs)
 
     def select(
         self, scores: torch.Tensor, epoch: int, progress: float | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """A sorted uniform random subset of indices and all-one weights."""
         scores = self._check_scores(scores)
-        if is_annealing(epoch, self.delta, progress, self.num_epochs):
+        if self.annealing(epoch, progress):
             return self._full(scores, annealing=True)
         n_low = int(below_mean(scores).sum())
         if self.keep_fraction is None:

@@ -12,7 +12,6 @@ from alignprune_exp.pruning.base import (
     below_mean,
     check_unit_interval,
     floor_count,
-    is_annealing,
 )
 
 
@@ -141,7 +140,7 @@ class SeTa(Policy):
     ) -> None:
         super().__init__(num_samples, seed)
         self.prune_prob = check_unit_interval("prune_prob", prune_prob, closed_right=False)
-        self.delta = check_unit_interval("delta", delta)
+        self._init_annealing(delta, num_epochs)
         if int(num_groups) < 1:
             raise ConfigError(f"num_groups must be >= 1, got {num_groups}")
         self.num_groups = int(num_groups)
@@ -158,9 +157,6 @@ class SeTa(Policy):
                 f"the random subset has {self.subset_size} samples, fewer than num_groups="
                 f"{self.num_groups}: lower prune_prob or num_groups"
             )
-        if num_epochs is not None and int(num_epochs) < 1:
-            raise ConfigError(f"num_epochs must be >= 1, got {num_epochs}")
-        self.num_epochs = None if num_epochs is None else int(num_epochs)
         self.iteration = 0  # pruning-phase selections made so far (the reference code's ``it``)
 
     def window_start(self, iteration: int) -> int | None:
@@ -189,7 +185,7 @@ class SeTa(Policy):
         n_below = int(below_mean(scores).sum())
         subset = torch.randperm(self.num_samples, generator=self.generator)[: self.subset_size]
         subset = subset.to(device)
-        if is_annealing(epoch, self.delta, progress, self.num_epochs):
+        if self.annealing(epoch, progress):
             indices, annealing, start, sizes = subset, True, None, []
         else:
             groups = self.groups(subset, scores)
