@@ -30,6 +30,17 @@ def _isolated_env(monkeypatch):
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny models train faster on one thread than on two contended ones; restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def compose_cfg(tmp_path):
     """compose(overrides) -> DictConfig from the real conf/ tree, writing only under tmp_path."""
 

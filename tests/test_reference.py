@@ -16,13 +16,7 @@ from .conftest import TINY_DIGITS
 from .test_static import make_record
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models train faster on one thread than on two contended ones; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_pseudo_clean_selectors_map_record_rows_back_to_pool_images():

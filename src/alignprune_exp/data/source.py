@@ -26,6 +26,11 @@ class Batch:
     idx: torch.Tensor
     x_strong: torch.Tensor | None = None
 
+    def subset(self, keep) -> "Batch":
+        """The rows ``keep`` (positions, mask or slice) of every view, so the views never disagree."""
+        strong = None if self.x_strong is None else self.x_strong[keep]
+        return Batch(self.x[keep], self.y[keep], self.idx[keep], strong)
+
 
 class LabelledSource:
     """What every source shares: noisy labels ``y`` and clean labels ``y_clean`` of the training set."""

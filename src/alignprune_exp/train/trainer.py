@@ -83,10 +83,7 @@ class Trainer:
         model.train()
         self.state.selection_fwd += len(batch.idx)
         keep = self.state.policy.select_in_batch(feats.float(), logits.float(), batch.y, batch.idx)
-        batch.x, batch.y, batch.idx = batch.x[keep], batch.y[keep], batch.idx[keep]
-        if batch.x_strong is not None:
-            batch.x_strong = batch.x_strong[keep]
-        return batch
+        return batch.subset(keep)
 
     @torch.no_grad()
     def score_unselected(self, trained: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,7 +113,7 @@ class Trainer:
             if in_batch:
                 batch = self._select_in_batch(batch)
                 if len(batch.idx) > st.budget.remaining:
-                    batch.x, batch.y, batch.idx = (t[: st.budget.remaining] for t in (batch.x, batch.y, batch.idx))
+                    batch = batch.subset(slice(0, st.budget.remaining))
                 if len(batch.idx) == 0:
                     continue
             self.schedule.apply(st.optimizer, st.budget.progress)
