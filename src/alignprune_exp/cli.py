@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from .data.augment import BatchAugment
 from .data.splits import make_splits, subset_indices
 from .data.strong_augment import strong_augment_for
+from .config_path import config_dir
 from .errors import AlignPruneError
 from .reference import ReferenceContext
 from .results import RunRecorder, append_result_row
@@ -29,7 +30,7 @@ from .utils import instantiate, resolve_device, seed_everything
 
 log = logging.getLogger("alignprune")
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = config_dir()  # the checkout's conf/, or the installed package's copy of it
 GROUPS = ("dataset", "noise", "model", "pruner", "ratio", "reference", "loss", "optimizer", "scheduler", "logger",
           "profile")
 
