@@ -1,4 +1,4 @@
-"""CIFAR-10/100 from a local directory (torchvision's python layout or plain .npy files); never downloads.
+"""CIFAR-10/100 from a local directory (torchvision's python layout or plain .npy files), downloaded only on request.
 
 Images keep the original training order (data_batch_1..5 / train), the order the CIFAR-N label files index.
 """
@@ -50,8 +50,8 @@ def _spec(name: str) -> dict:
     return _SPECS[name]
 
 
-def load_cifar(name: str, data_dir: str) -> ImageData:
-    """Load CIFAR-10 or CIFAR-100 from ``data_dir`` without downloading anything.
+def load_cifar(name: str, data_dir: str, download: bool = False) -> ImageData:
+    """Load CIFAR-10 or CIFAR-100 from ``data_dir``; with ``download`` fetch it first when no layout is there.
 
     Layouts, first match wins: ``<data_dir>/cifar-10-batches-py/`` or ``<data_dir>/cifar-100-python/``
     (torchvision's python pickles, read with a numpy-only unpickler), then the npy layout in
@@ -60,10 +60,13 @@ def load_cifar(name: str, data_dir: str) -> ImageData:
     Args:
         name: "cifar10" or "cifar100".
         data_dir: the directory holding the data.
+        download: when no layout is found, download torchvision's archive (MD5-checked) and extract it into
+            ``<data_dir>/<folder>/`` (see alignprune_exp.data.sources); off by default.
 
     Raises:
         ConfigError: unknown name.
         DataError: no layout found, or a file of the found layout is missing or malformed.
+        DownloadError: the requested download failed or did not match its checksum.
     """
     spec = _spec(name)
     root = Path(data_dir).expanduser()
@@ -74,12 +77,16 @@ def load_cifar(name: str, data_dir: str) -> ImageData:
     for npy_dir in npy_dirs:
         if (npy_dir / "train_x.npy").is_file():
             return _load_npy(name, spec, npy_dir)
+    if download:
+        from alignprune_exp.data.sources import fetch_cifar
+
+        return _load_torchvision(name, spec, fetch_cifar(name, root, spec["folder"]))
     looked = ", ".join([f"{tv_dir}/"] + [str(d / "train_x.npy") for d in npy_dirs])
     raise DataError(
         f"no {spec['title']} data found under {root} (looked at {looked}); accepted layouts: "
         f"{tv_dir}/ with torchvision's python files ({', '.join(spec['train_files'])}, {spec['test_file']}), "
         f"or the {_NPY_LAYOUT} in {root / name}/ or {root}/; download the {spec['title']} python version from "
-        f"{_CIFAR_URL} and extract it into {root} (nothing is downloaded automatically)"
+        f"{_CIFAR_URL} and extract it into {root}, or rerun with download=true to fetch it (MD5-checked)"
     )
 
 
@@ -237,11 +244,14 @@ def _images(path: Path) -> torch.Tensor:
     return torch.from_numpy(np.array(x.transpose(0, 3, 1, 2), order="C"))
 
 
-def find_cifar_n_file(name: str, data_dir: str) -> Path:
+def find_cifar_n_file(name: str, data_dir: str, download: bool = False) -> Path:
     """Locate the CIFAR-N human label file in ``<data_dir>/``, ``<data_dir>/cifar-n/`` or ``<data_dir>/<name>/``.
 
+    With ``download``, a file found in none of them is fetched into ``<data_dir>/cifar-n/`` (SHA-256 pinned).
+
     Raises:
-        DataError: the file is in none of those places.
+        DataError: the file is in none of those places (and download is off).
+        DownloadError: the requested download failed or did not match its checksum.
     """
     filename = _spec(name)["human_file"]
     root = Path(data_dir).expanduser()
@@ -249,7 +259,12 @@ def find_cifar_n_file(name: str, data_dir: str) -> Path:
     for candidate in candidates:
         if candidate.is_file():
             return candidate
+    if download:
+        from alignprune_exp.data.sources import fetch_cifar_n
+
+        return fetch_cifar_n(name, root)
     raise DataError(
         f"CIFAR-N label file {filename} not found (looked at {', '.join(map(str, candidates))}); "
-        f"get it from {_CIFAR_N_URL} (data/{filename}) and put it in {root / 'cifar-n'}/"
+        f"get it from {_CIFAR_N_URL} (data/{filename}) and put it in {root / 'cifar-n'}/, "
+        "or rerun with download=true to fetch it (SHA-256-checked)"
     )

@@ -20,7 +20,8 @@ from alignprune_exp.errors import DataError
 NUM_CLASSES = 14
 LAYOUT = ("Clothing-1M needs its official files in dataset.loader.root (or its annotations/ folder): "
           "noisy_train_key_list.txt, noisy_label_kv.txt, clean_val_key_list.txt, clean_test_key_list.txt, "
-          "clean_label_kv.txt, with the images under images/")
+          "clean_label_kv.txt, with the images under images/ (access on request from its authors, see "
+          "https://github.com/Cysu/noisy_label; never downloaded automatically)")
 
 
 def load_clothing1m(root: str, image_size: int = 224, resize_size: int = 256,

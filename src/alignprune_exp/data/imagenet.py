@@ -16,7 +16,8 @@ from alignprune_exp.data.image_files import (ImageList, ImageListSpec, check_fir
 from alignprune_exp.errors import DataError
 
 LAYOUT = ("ImageNet-1K needs the class-folder layout <root>/train/<wnid>/*.JPEG and <root>/val/<wnid>/*.JPEG "
-          "(validation images sorted into class folders); set dataset.loader.root to that folder")
+          "(validation images sorted into class folders); set dataset.loader.root to that folder (get ILSVRC2012 "
+          "from https://image-net.org/download.php after accepting its terms; never downloaded automatically)")
 
 
 def class_names(folder: Path) -> list[str]:

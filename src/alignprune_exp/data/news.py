@@ -29,7 +29,8 @@ from alignprune_exp.safe_load import safe_pickle_load
 TOPIC_OF_GROUP = np.array([0, 1, 1, 1, 1, 1, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 6, 6, 6, 6], dtype=np.int64)
 NPY_FILES = ("weights_matrix.npy", "data.npy", "labels.npy")
 LAYOUT = (f"NEWS needs news.pkl (Co-teaching+'s file: (weights_matrix, data, labels)) or {', '.join(NPY_FILES)} "
-          "in dataset.loader.root")
+          "in dataset.loader.root (news.pkl: see github.com/xingruiyu/coteaching_plus, data/download_news_data.md; "
+          "not downloaded by download=true: its only source is a Google Drive share without a checksum)")
 
 
 def load_news(root: str, train_fraction: float = 0.7, pooled_dim: int = 4800, regroup: bool = True,

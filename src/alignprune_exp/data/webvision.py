@@ -25,7 +25,8 @@ from alignprune_exp.errors import ConfigError, DataError
 
 LAYOUT = ("WebVision 1.0 needs its official layout under dataset.loader.root: info/train_filelist_google.txt, "
           "info/val_filelist.txt, info/synsets.txt, google/, val_images_256/ "
-          "(https://data.vision.ee.ethz.ch/cvl/webvision/download.html)")
+          "(get WebVision 1.0 from https://data.vision.ee.ethz.ch/cvl/webvision/download.html; never downloaded "
+          "automatically: it is too large)")
 TEST_SETS = ("imagenet_val", "webvision_val")
 
 

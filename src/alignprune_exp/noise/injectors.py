@@ -60,9 +60,10 @@ class HumanNoise:
         dataset: the label file's dataset, "cifar10" (CIFAR-10N) or "cifar100" (CIFAR-100N).
         label_key: the key in the file ("aggre_label", "worse_label", "random_label1", "noisy_label", ...)
             or a CLI name ("real_aggre", "real_worst", "real_rand1", "real", ...).
+        download: fetch the authors' label file into ``<data_dir>/cifar-n/`` when it is missing (SHA-256 pinned).
     """
 
-    def __init__(self, dataset: str, label_key: str) -> None:
+    def __init__(self, dataset: str, label_key: str, download: bool = False) -> None:
         if dataset not in HUMAN_LABEL_KEYS:
             raise ConfigError(f"human (CIFAR-N) labels exist for {' and '.join(HUMAN_LABEL_KEYS)}, not {dataset!r}")
         if label_key in HUMAN_LABEL_SETS:
@@ -77,6 +78,7 @@ class HumanNoise:
             )
         self.dataset = dataset
         self.label_key = label_key
+        self.download = bool(download)
 
     def apply(
         self, clean_labels: np.ndarray, *, num_classes: int, dataset: str, data_dir: str, seed: int
@@ -87,7 +89,7 @@ class HumanNoise:
                 f"dataset is {dataset}; use dataset={self.dataset} or a noise setting made for {dataset}"
             )
         clean = np.asarray(clean_labels)
-        path = find_cifar_n_file(self.dataset, data_dir)
+        path = find_cifar_n_file(self.dataset, data_dir, download=self.download)
         return load_human_labels(path, self.label_key, len(clean), num_classes, clean_labels=clean)
 
     def describe(self) -> str:
