@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.install.stamp
 DEMO_DIR ?= results/demo
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast show-config clean clean-results
+.PHONY: help install demo test test-fast show-config wheel check-wheel clean clean-results
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## .*$$' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -29,6 +29,13 @@ test: $(STAMP) ## Run the whole test suite (under 10 minutes on 2 CPU cores)
 test-fast: $(STAMP) ## Skip the end-to-end CLI runs
 	$(PY) -m pytest -m "not slow"
 
+wheel: $(STAMP) ## Build the wheel into dist/ (the configs ship inside it)
+	rm -rf build dist
+	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w dist .
+
+check-wheel: wheel ## Install the wheel into a fresh venv outside the checkout and train from a temporary directory
+	bash .ci/check_wheel.sh dist/alignprune_exp-*.whl $(PY)
+
 show-config: $(STAMP) ## Print the composed default config
 	$(PY) train.py --cfg job
 
@@ -36,4 +43,4 @@ clean-results: ## Remove local run folders (keeps committed studies under result
 	rm -rf results/runs results/multirun results/demo results/runs.csv results/runs.csv.lock
 
 clean: ## Remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache src/*.egg-info
+	rm -rf $(VENV) .pytest_cache src/*.egg-info build dist
