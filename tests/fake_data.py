@@ -181,3 +181,26 @@ def write_cifar_n(
     path = folder / ("CIFAR-10_human.pt" if name == "cifar10" else "CIFAR-100_human.pt")
     torch.save(content, path)
     return path
+
+
+def small_image_data(num_classes: int = 4, n_train: int = 256, n_test: int = 128, size: int = 16, seed: int = 0,
+                     **_ignored):
+    """An ImageData of RGB ``size``-pixel images, each class a smooth colour blob at its own place, plus noise:
+    learnable within a few CPU epochs by a ResNet-18 (a loader ``_target_`` for recipe smoke tests)."""
+    from alignprune_exp.data.base import ImageData
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    centres, colours = rng.uniform(0.2, 0.8, size=(num_classes, 2)), rng.uniform(0, 1, size=(num_classes, 3))
+    blobs = np.exp(-((yy[None] - centres[:, :1, None]) ** 2 + (xx[None] - centres[:, 1:, None]) ** 2) / 0.02)
+    patterns = blobs[:, None] * colours[:, :, None, None]                          # [k, 3, H, W]
+
+    def draw(n):
+        labels = balanced_labels(n, num_classes, int(rng.integers(1 << 30)))
+        x = 0.8 * patterns[labels] + 0.2 * rng.uniform(0, 1, size=(n, 3, size, size))
+        return torch.from_numpy(np.rint(255 * x).astype(np.uint8)), labels
+
+    train_x, train_y = draw(n_train)
+    test_x, test_y = draw(n_test)
+    return ImageData(name="small_images", train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
+                     num_classes=num_classes, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), source="generated")

@@ -39,8 +39,9 @@ def test_single_run_writes_its_records(cli_env, tmp_path):
     rows = read_rows(tmp_path / "results" / "runs.csv")
     assert len(rows) == 1
     row = rows[0]
-    assert (row["dataset"], row["noise"], row["pruner"], row["ratio"], row["seed"]) == (
-        "digits", "sym0.5", "infobatch_das", "r30", "0")
+    assert (row["dataset"], row["noise"], row["pruner"], row["ratio"], row["seed"], row["optimizer"]) == (
+        "digits", "sym0.5", "infobatch_das", "r30", "0", "sgd")
+    assert summary["optimizer"] == "sgd"
     assert float(row["final_test_acc"]) == pytest.approx(summary["final_test_acc"])
     assert row["run_dir"] == str(run_dir)
     # Every epoch records what the issue asks for.

@@ -37,7 +37,7 @@ def test_required_options_exist():
 def test_defaults_are_the_paper_cifar100n_setting(compose_cfg):
     cfg = compose_cfg([])
     assert cfg.dataset.name == "cifar100" and cfg.model.name == "resnet18_cifar"
-    assert cfg.optimizer.opt == "lars" and cfg.optimizer.lr == pytest.approx(5.2)
+    assert cfg.optimizer._target_ == "alignprune_exp.train.lars.lars" and cfg.optimizer.lr == pytest.approx(5.2)
     assert cfg.optimizer.weight_decay == pytest.approx(5e-4) and cfg.optimizer.momentum == pytest.approx(0.9)
     assert cfg.scheduler._target_.endswith("OneCycle")
     assert (cfg.epochs, cfg.batch_size) == (200, 128)

@@ -52,8 +52,8 @@ def test_grid_composes_and_profile_sets_the_scale(compose_cfg, name, profile):
     expected_dataset = "cifar10" if name in ("table2", "tableC") else "cifar100"
     assert cfg.dataset.name == expected_dataset
     if profile == "paper":
-        assert (cfg.model.name, cfg.epochs, cfg.optimizer.opt, cfg.test_split) == ("resnet18_cifar", 200, "lars",
-                                                                                   "official")
+        assert (cfg.model.name, cfg.epochs, cfg.optimizer._target_, cfg.test_split) == (
+            "resnet18_cifar", 200, "alignprune_exp.train.lars.lars", "official")
         assert cfg.optimizer.lr == cfg.dataset.lars_lr and cfg.train_subset is None
     else:
         assert (cfg.model.name, cfg.epochs, cfg.train_subset, cfg.test_split) == ("small_cnn", 40, 3000, "holdout")

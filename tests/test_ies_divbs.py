@@ -198,5 +198,7 @@ def test_divbs_epoch_selection_and_config(compose_cfg):
     cfg = compose_cfg(["pruner=ies"])
     policy = instantiate(cfg.pruner.policy, num_samples=50, seed=0)
     scorer = instantiate(cfg.pruner.scorer, num_samples=50)
-    assert policy.threshold == 1e-3 and isinstance(scorer, SecondOrderScorer) and scorer.ma == 3
+    assert policy.threshold == 2e-3 and isinstance(scorer, SecondOrderScorer) and scorer.ma == 3  # CIFAR-100
+    assert compose_cfg(["pruner=ies", "dataset=cifar10"]).pruner.policy.threshold == 1e-3
+    assert compose_cfg(["pruner=ies", "dataset=digits"]).pruner.policy.threshold == 1e-3
     assert policy.select(scorer.scores(), 0)[0].numel() == 50

@@ -102,12 +102,13 @@ def test_initial_variables_are_tiny_and_seeded():
 def test_sop_plus_config_builds(compose_cfg):
     cfg = compose_cfg(["loss=sop_plus"])
     crit = instantiate(cfg.loss, num_samples=N, num_classes=C)
-    assert (crit.lr_u, crit.lr_v, crit.lambda_c, crit.lambda_b) == (10.0, 100.0, 0.9, 0.1)
+    assert (crit.lr_u, crit.lr_v, crit.lambda_c, crit.lambda_b) == (1.0, 10.0, 0.9, 0.1)  # CIFAR-100 (the default)
     cfg = compose_cfg(["+experiment=tableD"], hydra_config=True)
-    assert cfg.loss.lr_u == 1.0 and cfg.warmup.epochs == 30 and cfg.dataset.name == "cifar100"
+    assert (cfg.loss.lr_u, cfg.loss.lr_v, cfg.warmup.epochs, cfg.dataset.name) == (1.0, 10.0, 30, "cifar100")
     assert cfg.hydra.sweeper.params.pruner == "prune4rel,infobatch,infobatch_das"
     cfg = compose_cfg(["+experiment=tableE", "pruner=prune4rel"], hydra_config=True)
     assert cfg.pruner.policy.tau == 0.975 and cfg.dataset.name == "cifar10" and cfg.warmup.epochs == 10
+    assert (cfg.loss.lr_u, cfg.loss.lr_v) == (10.0, 10.0)
     assert cfg.hydra.sweeper.params.noise.split(",")[:2] == ["real_aggre", "real_worst"]
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 RESULT_COLUMNS = [
-    "timestamp", "experiment", "dataset", "noise", "model", "pruner", "ratio", "reference", "loss", "seed",
+    "timestamp", "experiment", "dataset", "noise", "model", "pruner", "ratio", "reference", "loss", "optimizer", "seed",
     "target_ratio", "achieved_ratio", "final_test_acc", "best_test_acc", "epochs", "epochs_run",
     "noise_rate", "mean_score_noise_auroc", "final_score_noise_auroc", "final_loss_noise_auroc", "mean_kept_noisy_fraction",
     "avg_pruned_fraction", "train_fwd", "reference_fwd", "n_train", "n_reference", "n_test", "test_split",

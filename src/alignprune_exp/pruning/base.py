@@ -17,9 +17,9 @@ def is_annealing(
     """Whether an epoch belongs to the final full-data (annealing) phase.
 
     With ``progress`` (fraction of the forward-pass budget spent): annealing iff progress >= delta.
-    Otherwise with ``num_epochs``: InfoBatch research rule, annealing iff
-    epoch + 1 > num_epochs * delta (0-based epoch; 10 epochs, delta 0.875: epochs 0-7 prune,
-    8-9 anneal). With neither: never.
+    Otherwise with ``num_epochs``: InfoBatch's rule, annealing iff epoch + 1 > num_epochs * delta
+    (0-based epoch; its sampler counts epochs from 1; 10 epochs, delta 0.875: epochs 0-7 prune,
+    8-9 anneal; 200 epochs: the last 25 anneal). With neither: never.
     """
     if progress is not None:
         return float(progress) >= delta
@@ -82,15 +82,25 @@ class Policy(ABC):
             on scores.device, 1.0 where not rescaled).
         """
 
-    def _init_annealing(self, delta: float, num_epochs: int | None) -> None:
-        """Validate and keep the annealing settings InfoBatch-style policies share (see ``is_annealing``)."""
+    def _init_annealing(self, delta: float, num_epochs: int | None, anneal_by: str = "budget") -> None:
+        """Validate and keep the annealing settings InfoBatch-style policies share (see ``is_annealing``).
+
+        ``anneal_by="epochs"`` ignores budget progress and anneals by the epoch rule over ``num_epochs``.
+        """
         self.delta = check_unit_interval("delta", delta)
         if num_epochs is not None and int(num_epochs) < 1:
             raise ConfigError(f"num_epochs must be >= 1, got {num_epochs}")
+        if anneal_by not in ("budget", "epochs"):
+            raise ConfigError(f"anneal_by must be 'budget' or 'epochs', got {anneal_by!r}")
+        if anneal_by == "epochs" and num_epochs is None:
+            raise ConfigError("anneal_by=epochs needs num_epochs: set pruner.policy.num_epochs=${epochs}")
         self.num_epochs = None if num_epochs is None else int(num_epochs)
+        self.anneal_by = anneal_by
 
     def annealing(self, epoch: int, progress: float | None) -> bool:
         """Whether this epoch is in the final full-data phase."""
+        if getattr(self, "anneal_by", "budget") == "epochs":
+            progress = None
         return is_annealing(epoch, self.delta, progress, self.num_epochs)
 
     @property

@@ -22,17 +22,23 @@ class InfoBatch(Policy):
     weight 1; with neither ``progress`` nor ``num_epochs`` known, every epoch prunes. Equal scores
     (epoch 0) leave nothing below the mean, hence full data.
 
-    Unlike the reference code, prune_prob is never clipped (invalid values raise ConfigError) and
-    weights are rebuilt on every call, so no rescaling leaks into annealing.
+    Two rules of the official ``infobatch`` package are options (the defaults follow the paper's text,
+    see docs/paper_recipe.md): ``min_keep=0.1`` keeps at least that fraction of D1 (its
+    ``keep_ratio = max(0.1, 1 - r)``, with weights 1 / keep_ratio), and ``anneal_by="epochs"`` anneals after
+    ``delta`` of ``num_epochs`` epochs instead of ``delta`` of the forward-pass budget. prune_prob is never
+    clipped (invalid values raise ConfigError) and weights are rebuilt on every call.
 
     Args:
         num_samples: size of the training set.
-        prune_prob: probability r that a below-mean sample is pruned, in [0, 1]; at r = 1 no
-            below-mean sample is kept, so no 1 / (1 - r) weight is ever needed (Fig. 2a's r = 1.0).
+        prune_prob: probability r that a below-mean sample is pruned, in [0, 1]; at r = 1 (and
+            min_keep 0) no below-mean sample is kept, so no 1 / (1 - r) weight is needed (Fig. 2a's r = 1.0).
         delta: fraction of the run (budget, or epochs) after which annealing starts.
-        num_epochs: epoch count for the annealing rule when ``select`` gets no ``progress``.
-        rescale: weight kept below-mean samples by 1 / (1 - r); False keeps weights 1.
+        num_epochs: epoch count for the annealing rule when ``select`` gets no ``progress`` (or always,
+            with ``anneal_by="epochs"``).
+        rescale: weight kept below-mean samples by 1 / keep fraction; False keeps weights 1.
         seed: seed of the private generator drawing the kept subset.
+        min_keep: floor of the kept fraction of D1 (0: none; the official package: 0.1).
+        anneal_by: "budget" (progress >= delta) or "epochs" (InfoBatch's epoch rule over ``num_epochs``).
     """
 
     def __init__(
@@ -43,11 +49,14 @@ class InfoBatch(Policy):
         num_epochs: int | None = None,
         rescale: bool = True,
         seed: int = 0,
+        min_keep: float = 0.0,
+        anneal_by: str = "budget",
     ) -> None:
         super().__init__(num_samples, seed)
         self.rescale = bool(rescale)
         self.prune_prob = check_unit_interval("prune_prob", prune_prob)
-        self._init_annealing(delta, num_epochs)
+        self.min_keep = check_unit_interval("min_keep", min_keep)
+        self._init_annealing(delta, num_epochs, anneal_by)
 
     def select(
         self, scores: torch.Tensor, epoch: int, progress: float | None = None
@@ -58,7 +67,7 @@ class InfoBatch(Policy):
             return self._full(scores, annealing=True)
         low = below_mean(scores)
         low_idx = low.nonzero().squeeze(1)
-        keep = 1.0 - self.prune_prob
+        keep = max(self.min_keep, 1.0 - self.prune_prob)
         n_keep = floor_count(keep, low_idx.numel())
         pick = torch.randperm(low_idx.numel(), generator=self.generator)[:n_keep]
         kept_low = low_idx[pick.to(scores.device)]

@@ -13,17 +13,26 @@ import torch
 
 
 class LRSchedule:
-    """Base: ``factor(progress)`` scales each parameter group's configured (peak) learning rate."""
+    """Base: ``factor(progress)`` scales each parameter group's configured (peak) learning rate;
+    ``momentum(progress)``, when not None, sets each group's momentum (Adam-style: betas[0])."""
 
     def factor(self, progress: float) -> float:
         raise NotImplementedError
 
+    def momentum(self, progress: float) -> float | None:
+        return None
+
     def apply(self, optimizer: torch.optim.Optimizer, progress: float) -> float:
-        """Set every group's lr to its base lr x factor(progress); returns the first group's lr."""
-        f = self.factor(min(max(progress, 0.0), 1.0))
+        """Set every group's lr to its base lr x factor(progress) (and its momentum); returns the first group's lr."""
+        progress = min(max(progress, 0.0), 1.0)
+        f, m = self.factor(progress), self.momentum(progress)
         for group in optimizer.param_groups:
             group.setdefault("base_lr", group["lr"])
             group["lr"] = group["base_lr"] * f
+            if m is not None and "momentum" in group:
+                group["momentum"] = m
+            elif m is not None and "betas" in group:
+                group["betas"] = (m, *tuple(group["betas"])[1:])
         return optimizer.param_groups[0]["lr"]
 
 
@@ -32,10 +41,23 @@ def _cos_interp(start: float, end: float, t: float) -> float:
 
 
 class OneCycle(LRSchedule):
-    """torch's OneCycleLR (two-phase, cosine) without momentum cycling, over progress instead of steps."""
+    """torch's OneCycleLR (two-phase, cosine) over progress instead of steps, with its defaults: momentum
+    cycles inversely to the lr, max_momentum -> base_momentum while the lr rises, back while it falls
+    (InfoBatch's CIFAR example). ``cycle_momentum=False`` leaves the optimizer's momentum as configured."""
 
-    def __init__(self, pct_start: float = 0.3, div_factor: float = 25.0, final_div_factor: float = 1e4):
+    def __init__(self, pct_start: float = 0.3, div_factor: float = 25.0, final_div_factor: float = 1e4,
+                 cycle_momentum: bool = True, base_momentum: float = 0.85, max_momentum: float = 0.95):
         self.pct_start, self.div_factor, self.final_div_factor = pct_start, div_factor, final_div_factor
+        self.cycle_momentum = bool(cycle_momentum)
+        self.base_momentum, self.max_momentum = float(base_momentum), float(max_momentum)
+
+    def momentum(self, progress: float) -> float | None:
+        if not self.cycle_momentum:
+            return None
+        if progress < self.pct_start:
+            return _cos_interp(self.max_momentum, self.base_momentum, progress / self.pct_start)
+        return _cos_interp(self.base_momentum, self.max_momentum,
+                           (progress - self.pct_start) / max(1e-12, 1 - self.pct_start))
 
     def factor(self, progress: float) -> float:
         initial = 1.0 / self.div_factor
