@@ -74,3 +74,19 @@ def test_prune4rel_scores_the_strong_view_unless_told_weak():
     assert sorted(pick["strong"].tolist()) == [0, 1]                   # no neighbours: the two most confident
     no_strong = make_record(n=4, c=2, d=3, features=weak, logits=logits, labels=torch.zeros(4, dtype=torch.long))
     assert torch.equal(Prune4ReL(4, 0.5, class_balanced=False, tau=0.9).choose(no_strong), pick["weak"])
+
+
+def test_warmup_record_carries_a_seeded_strong_view_for_prune4rel(compose_cfg, tmp_path):
+    from alignprune_exp.train.warmup import run_warmup
+
+    from .conftest import TINY_DIGITS
+    from .test_warmup_cache import C, N, tiny_data
+
+    data = tiny_data()
+    data.strong_augment = AutoAugmentView((0.5,), (0.3,), crop_padding=1, hflip=False, cutout=4)
+    cfg = compose_cfg([*TINY_DIGITS, "warmup.epochs=1", "warmup.cache_dir=null", "num_threads=1"])
+    rec = run_warmup(cfg, data, num_classes=C, input_shape=(1, 8, 8), device=torch.device("cpu"))
+    again = run_warmup(cfg, data, num_classes=C, input_shape=(1, 8, 8), device=torch.device("cpu"))
+    assert rec.logits_strong.shape == (N, C) and rec.features_strong.shape == rec.features.shape
+    assert not torch.allclose(rec.logits_strong, rec.logits)          # another view of the same model
+    assert torch.equal(rec.logits_strong, again.logits_strong)        # drawn from the warm-up's seed
