@@ -95,7 +95,7 @@ def test_official_test_split_missing_asks_for_holdout(cli_env, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["test_split"] == "holdout" and summary["n_test"] == 50 and summary["n_reference"] == 50
-    assert summary["n_train"] == 200
+    assert summary["n_train"] == 250                                 # the reference images train too (disjoint=false)
 
 
 def test_wandb_offline_one_run_per_multirun_job(cli_env, tmp_path):

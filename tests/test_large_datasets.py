@@ -177,15 +177,19 @@ def test_imagenet_asym_noise_is_next_class_and_reference_comes_from_training(tre
     y, clean = data.y.numpy(), data.y_clean.numpy()
     flipped = y != clean
     assert np.array_equal(y[flipped], (clean[flipped] + 1) % 50) and info["noise_rate"] == pytest.approx(flipped.mean())
-    # Noise is drawn on the whole training split (one flip in each class of 3), then the reference is held out.
+    # Noise is drawn on the whole training split (one flip in each class of 3), then the reference is drawn;
+    # it stays in training with its noisy labels (reference.disjoint=false, the default).
     full = make_noisy_labels(spec.train_y, "asym", 0.2, 50, seed=0, dataset="imagenet1k")
     assert (full != spec.train_y).sum() == 50
     position = {f: i for i, f in enumerate(spec.train.files)}
     assert np.array_equal(y, full[[position[f] for f in data.train.images.files]])
-    assert (info["n_train"], info["n_reference"], info["n_test"]) == (130, 20, 50)
+    assert (info["n_train"], info["n_reference"], info["n_test"]) == (150, 20, 50)
     ref_paths = {f.decode() for f in data.reference.images.files}
     train_paths = {f.decode() for f in data.train.images.files}
-    assert len(ref_paths) == 20 and not ref_paths & train_paths and ref_paths <= {f.decode() for f in spec.train.files}
+    assert len(ref_paths) == 20 and ref_paths <= train_paths and ref_paths <= {f.decode() for f in spec.train.files}
+    _, info = build(compose_cfg, data_dir, "dataset=imagenet1k", "noise=asym0.2", "reference.size=20",
+                    "split_seed=4", "reference.disjoint=true")
+    assert info["n_train"] == 130                                        # held out of training
     assert info["test_set"].startswith("ImageNet val")
 
 
@@ -199,7 +203,7 @@ def test_real_noise_datasets_use_their_official_clean_split_as_reference(trees, 
     assert info["n_reference"] == 10 and info["n_train"] == 100
     _, info = build(compose_cfg, data_dir, "dataset=webvision_mini", "noise=native", "reference=noisy_train",
                     "reference.size=10")
-    assert info["n_reference"] == 10 and info["n_train"] == 90           # drawn from the web-labelled images
+    assert info["n_reference"] == 10 and info["n_train"] == 100          # drawn from the web-labelled images
     assert np.isnan(info["reference_noise_rate"])
     data, info = build(compose_cfg, data_dir, "dataset=clothing1m", "noise=native", "train_subset=20")
     assert (info["n_train"], info["n_reference"], info["reference_noise_rate"]) == (20, 14, 0.0)
@@ -302,7 +306,7 @@ def test_cli_one_epoch_on_each_image_dataset(trees, cli_env, tmp_path):
     runs = [json.loads(p.read_text()) for p in (tmp_path / "sweep").glob("*/summary.json")]
     summaries = {s["dataset"]: s for s in runs}
     assert set(summaries) == {"webvision_mini", "clothing1m", "imagenet1k"}
-    expected = {"webvision_mini": (100, 100, 50), "clothing1m": (42, 14, 14), "imagenet1k": (100, 50, 50)}
+    expected = {"webvision_mini": (100, 100, 50), "clothing1m": (42, 14, 14), "imagenet1k": (150, 50, 50)}
     for name, (n_train, n_ref, n_test) in expected.items():
         s = summaries[name]
         assert (s["n_train"], s["n_reference"], s["n_test"]) == (n_train, n_ref, n_test)
@@ -320,7 +324,7 @@ def test_cli_news_run(trees, cli_env, tmp_path):
                   f"hydra.run.dir={tmp_path / 'run'}"], cli_env, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["n_train"] == 56 and summary["input_shape"] == [64] and summary["epochs_run"] >= 2
+    assert summary["n_train"] == 98 and summary["input_shape"] == [64] and summary["epochs_run"] >= 2
     assert summary["noise_rate"] == pytest.approx(0.5, abs=0.1)
 
 

@@ -43,17 +43,18 @@ def test_pseudo_clean_selectors_map_record_rows_back_to_pool_images():
         PseudoCleanReference(method="largest_loss")
 
 
-@pytest.mark.parametrize("option,source,size", [("clean_val", "clean", 360), ("noisy_train", "noisy", 40),
-                                                ("pseudo_clean_smalll", "noisy", 40),
-                                                ("pseudo_clean_moderate", "noisy", 30)])
-def test_reference_variants_size_labels_and_exclusion(compose_cfg, tmp_path, option, source, size):
+@pytest.mark.parametrize("option,source,size,disjoint", [
+    ("clean_val", "clean", 360, "true"), ("clean_val", "clean", 360, "false"), ("noisy_train", "noisy", 40, "false"),
+    ("pseudo_clean_smalll", "noisy", 40, "true"), ("pseudo_clean_moderate", "noisy", 30, "false")])
+def test_reference_variants_size_labels_and_overlap(compose_cfg, tmp_path, option, source, size, disjoint):
     extra = [] if option == "clean_val" else [f"reference.size={size}"]
     cfg = compose_cfg([*TINY_DIGITS, f"reference={option}", *extra, "warmup.epochs=2",
-                       f"warmup.cache_dir={tmp_path / 'cache'}"])
+                       f"reference.disjoint={disjoint}", f"warmup.cache_dir={tmp_path / 'cache'}"])
     reference = instantiate(cfg.reference)
-    assert reference.label_source == source
+    assert reference.label_source == source and reference.disjoint == (disjoint == "true")
     data, info = build_data(cfg, torch.device("cpu"))
     assert info["n_reference"] == size == len(data.ref_y) and info["reference"] == option
+    assert info["reference_disjoint"] == reference.disjoint
     # Re-draw the same split (the pool warm-up now comes from the cache) to know which images were chosen.
     images = instantiate(cfg.dataset.loader)
     noisy = instantiate(cfg.noise).apply(images.train_y, num_classes=10, dataset="digits", data_dir="",
@@ -64,12 +65,19 @@ def test_reference_variants_size_labels_and_exclusion(compose_cfg, tmp_path, opt
     splits = make_splits(len(images.train_y), reference=reference, test_split="official", holdout_size=0,
                          official_test_size=len(images.test_y), seed=int(cfg.split_seed), context=ctx)
     expected = (images.train_y if source == "clean" else noisy)[splits.reference]
-    assert np.array_equal(data.ref_y.numpy(), expected)
-    assert len(np.intersect1d(splits.train, splits.reference)) == 0
-    assert len(splits.train) == info["n_train"] == len(images.train_y) - size
+    assert np.array_equal(data.ref_y.numpy(), expected)               # clean_val: the CLEAN labels, either way
+    overlap = len(np.intersect1d(splits.train, splits.reference))
+    if reference.disjoint:
+        assert overlap == 0 and len(splits.train) == info["n_train"] == len(images.train_y) - size
+    else:                                                             # every training image trains, noisy label
+        assert overlap == size and np.array_equal(splits.train, np.arange(len(images.train_y)))
+        assert info["n_train"] == len(images.train_y)
     assert np.array_equal(data.y.numpy(), noisy[splits.train])
+    assert info["noise_rate"] == pytest.approx(np.mean(noisy[splits.train] != images.train_y[splits.train]))
+    assert 0.4 < info["noise_rate"] < 0.6                             # sym0.5 on what trains, reference included
     if option == "clean_val":
         assert info["reference_noise_rate"] == 0.0
+        assert np.mean(noisy[splits.reference] != images.train_y[splits.reference]) > 0.4   # it trains noisy
     if option.startswith("pseudo_clean"):
         assert len(cached) == 1 and len(list((tmp_path / "cache").glob("*.pt"))) == 1
 

@@ -170,7 +170,7 @@ def test_das_scorer_aligned_antialigned_and_ranking():
 
 
 def test_das_scorer_early_epochs_are_neutral_and_same_epoch_repeat_overwrites():
-    scorer = DASScorer(4, window=3)
+    scorer = DASScorer(4, window=3, cold_start="neutral")
     assert torch.equal(scorer.scores(), torch.zeros(4))
     for e, ref in enumerate([3.0, 2.0]):
         scorer.observe(torch.arange(4), torch.tensor([3.0, 2.0, 1.0, 0.5]) / (e + 1), e)
@@ -186,6 +186,27 @@ def test_das_scorer_early_epochs_are_neutral_and_same_epoch_repeat_overwrites():
     assert scorer.scores()[0].item() == pytest.approx(
         np.corrcoef([3.0, 1.5, 0.2], [3, 2, 1])[0, 1], abs=1e-6
     )
+
+
+def test_das_cold_start_ranks_by_last_loss_until_half_the_samples_have_a_trajectory():
+    scorer = DASScorer(4, window=3)                                   # cold_start=loss, fraction 0.5
+    assert torch.equal(scorer.scores(), torch.zeros(4)) and scorer.cold   # nothing seen: all equal, full data
+    for e in range(2):
+        scorer.observe(torch.arange(4), torch.tensor([3.0, 2.0, 1.0, 0.5]) / (e + 1), e)
+        scorer.observe_reference(e, 3.0 - e)
+    assert scorer.scores().tolist() == [1.5, 1.0, 0.5, 0.25]        # InfoBatch's ranking: the last loss
+    scorer.observe(torch.tensor([0]), torch.tensor([0.2]), 2)         # 1 of 4 samples has 3 points: still cold
+    scorer.observe_reference(2, 1.0)
+    assert scorer.ready_fraction() == 0.25 and scorer.scores().tolist() == pytest.approx([0.2, 1.0, 0.5, 0.25])
+    scorer.observe(torch.tensor([1]), torch.tensor([0.3]), 2)         # 2 of 4: DAS takes over, short ones neutral
+    das = scorer.scores()
+    assert not scorer.cold and das[2:].tolist() == [0.0, 0.0]
+    assert das[0].item() == pytest.approx(np.corrcoef([3.0, 1.5, 0.2], [3, 2, 1])[0, 1], abs=1e-6)
+    restored = DASScorer(4, window=3)
+    restored.load_state_dict(scorer.state_dict())
+    assert torch.equal(restored.scores(), das)
+    with pytest.raises(ConfigError, match="cold_start"):
+        DASScorer(4, cold_start="never")
 
 
 def test_das_scorer_state_dict_round_trip_is_exact():

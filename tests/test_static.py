@@ -54,8 +54,10 @@ def test_forgetting_counts_from_a_prediction_history():
         rec(epoch, torch.arange(3), logits, y)
     assert rec.forgetting.tolist() == [2, 0, 0]
     assert rec.ever_learned.tolist() == [True, True, False]
+    assert rec.probs.dtype == torch.float16                           # compact trajectory: 2 bytes per entry
     assert rec.probs[:, 0].tolist() == pytest.approx([F.softmax(torch.tensor([5.0, 0, 0]), 0)[0].item(),
-                                                      F.softmax(torch.tensor([0, 5.0, 0]), 0)[0].item()] * 2)
+                                                      F.softmax(torch.tensor([0, 5.0, 0]), 0)[0].item()] * 2,
+                                                     rel=1e-3)
     record = make_record(n=3, c=3, forgetting=rec.forgetting, ever_learned=rec.ever_learned,
                          probs=rec.probs, labels=y)
     zero = Forgetting(3, keep_fraction=1 / 3, class_balanced=False)

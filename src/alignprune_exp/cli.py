@@ -22,6 +22,7 @@ from .reference import ReferenceContext
 from .results import RunRecorder, append_result_row
 from .snapshots import SnapshotRecorder
 from .train.budget import ForwardBudget
+from .train.dynamics import record_dynamics
 from .train.state import RunState
 from .data.source import InMemoryData
 from .data.streaming import SourceSpec, build_streaming_data
@@ -92,7 +93,7 @@ def build_data(cfg: DictConfig, device: torch.device) -> tuple[InMemoryData, dic
             "n_reference": len(splits.reference), "n_test": len(test_y), "test_split": cfg.test_split,
             "noise_rate": float(np.mean(noisy[tr] != images.train_y[tr])),
             "reference_noise_rate": float(np.mean(ref_labels[splits.reference] != images.train_y[splits.reference])),
-            "reference": reference.describe()}
+            "reference": reference.describe(), "reference_disjoint": bool(getattr(reference, "disjoint", True))}
     return data, info
 
 
@@ -103,7 +104,8 @@ def build_policy(cfg: DictConfig, data: InMemoryData, info: dict, device: torch.
         from .train.warmup import run_warmup
 
         policy.prepare(run_warmup(cfg, data, num_classes=info["num_classes"], input_shape=info["input_shape"],
-                                  device=device, cache_key_extra={}))
+                                  device=device, cache_key_extra={},
+                                  protocol=getattr(policy, "warmup_protocol", "scoring")))
     return policy
 
 
@@ -148,6 +150,7 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None, overr
     trainer.callbacks += [recorder.log_epoch, logger]
     if cfg.get("snapshots", True):
         trainer.callbacks.append(SnapshotRecorder(run_dir))
+    dynamics = record_dynamics(trainer, cfg)
     tags = [f"{g}={choices[g]}" for g in GROUPS if choices.get(g)]
     name = "_".join(str(choices.get(g, "")) for g in ("dataset", "noise", "pruner", "ratio")) + f"_s{cfg.seed}"
     logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True), name, tags)
@@ -156,6 +159,8 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None, overr
         result = trainer.fit()
         if cfg.checkpoint:
             trainer.state.save(run_dir / "state.pt")
+        if dynamics is not None:
+            dynamics.save(run_dir / "dynamics.pt", trainer.state.epoch)
         summary = {**{g: choices.get(g) for g in GROUPS}, **info, **result,
                    "experiment": cfg.get("experiment_name"), "seed": int(cfg.seed),
                    "target_ratio": float(cfg.ratio.value), "epochs": int(cfg.epochs),

@@ -24,17 +24,21 @@ class ReferenceContext:
 
 
 class CleanValReference:
-    """A random clean-labelled subset held out of the training images, never trained on by any pruner.
+    """A random subset of the training images whose CLEAN labels give DAS its reference trajectory.
 
     Args:
         size: exact number of images; overrides ``fraction``.
         fraction: fraction of the default size (the test split's size, as in the paper), e.g. 0.001
             for Fig. 3's 0.1%; at least one image is kept.
+        disjoint: true = the reference images leave the training set (for every pruner); false (the
+            config default) = they stay in it with their noisy labels, as the paper samples the reference
+            "from the training split" and reports 50k-image Full-training numbers.
     """
 
     label_source = "clean"
 
-    def __init__(self, size: int | None = None, fraction: float | None = None):
+    def __init__(self, size: int | None = None, fraction: float | None = None, disjoint: bool = False):
+        self.disjoint = bool(disjoint)
         if size is not None and int(size) < 1:
             raise ConfigError(f"reference.size={size} must be >= 1 (or null for the test split's size)")
         if fraction is not None and not 0 < float(fraction) <= 1:
@@ -75,7 +79,7 @@ class PseudoCleanReference(CleanValReference):
     A short warm-up trains a fresh model on the whole pool (``context.warmup``, cached, seeded by
     ``split_seed``); the static method then keeps ``size`` pool images by its own selection rule at kept
     fraction size / len(pool): ``smalll`` the lowest warm-up losses, ``moderate`` the middle band of the
-    distance-to-class-median ranking. The chosen images leave the training set, as every reference does.
+    distance-to-class-median ranking. With ``disjoint=true`` the chosen images leave the training set.
 
     Args:
         method: ``smalll`` or ``moderate``.
@@ -85,8 +89,9 @@ class PseudoCleanReference(CleanValReference):
     label_source = "noisy"
     METHODS = ("smalll", "moderate")
 
-    def __init__(self, method: str = "smalll", size: int | None = None, fraction: float | None = None):
-        super().__init__(size=size, fraction=fraction)
+    def __init__(self, method: str = "smalll", size: int | None = None, fraction: float | None = None,
+                 disjoint: bool = False):
+        super().__init__(size=size, fraction=fraction, disjoint=disjoint)
         if method not in self.METHODS:
             raise ConfigError(f"reference.method={method!r} is not one of: {', '.join(self.METHODS)}")
         self.method = method

@@ -82,6 +82,13 @@ class InMemoryData(LabelledSource):
         for i in range(0, len(y), batch_size):
             yield self.augment(x[i:i + batch_size], train=False), y[i:i + batch_size]
 
+    def train_strong_eval_batches(self, batch_size: int, generator: torch.Generator
+                                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Strongly augmented (x, noisy y, idx) over the whole training set in index order (Prune4ReL's scoring view)."""
+        for i in range(0, self.num_samples, batch_size):
+            idx = torch.arange(i, min(i + batch_size, self.num_samples), device=self.y.device)
+            yield self.strong_augment(self.x[idx], generator=generator, train=True), self.y[idx], idx
+
     def train_eval_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Un-augmented (x, noisy y, idx) over the whole training set in index order (for warm-up scoring)."""
         for i in range(0, self.num_samples, batch_size):

@@ -11,7 +11,8 @@ from ..errors import ConfigError, DataError
 
 @dataclass(frozen=True)
 class Splits:
-    """Indices into the original training images; disjoint, each sorted ascending."""
+    """Indices into the original training images, each sorted ascending; ``train`` and ``reference`` overlap
+    only for a reference with ``disjoint=false`` (the reference images also train, with their noisy labels)."""
 
     train: np.ndarray
     reference: np.ndarray
@@ -34,7 +35,8 @@ def make_splits(num_images: int, *, reference, test_split: str, holdout_size: in
     Args:
         num_images: number of images in the official training split.
         reference: a reference selector: ``resolve_size`` maps the test split's size to the set's size and
-            ``select(pool, size, context)`` picks that many images out of the (randomly ordered) pool.
+            ``select(pool, size, context)`` picks that many images out of the (randomly ordered) pool;
+            its ``disjoint`` (default true) says whether they leave the training set.
         test_split: ``official`` (use the dataset's test split) or ``holdout``.
         holdout_size: count or fraction of training images held out as test when ``holdout``.
         official_test_size: size of the official test split, or None when the data has none.
@@ -58,9 +60,10 @@ def make_splits(num_images: int, *, reference, test_split: str, holdout_size: in
         raise ConfigError(f"reference set of {n_ref} images leaves no training images out of {len(order)}: "
                           "lower reference.size / reference.fraction")
     ref = np.asarray(reference.select(order, n_ref, context), dtype=np.int64)
-    train = np.setdiff1d(order, ref)
-    if len(np.unique(ref)) != n_ref or len(train) != len(order) - n_ref:
+    rest = np.setdiff1d(order, ref)
+    if len(np.unique(ref)) != n_ref or len(rest) != len(order) - n_ref:
         raise ValueError(f"{type(reference).__name__}.select must return {n_ref} distinct pool indices")
+    train = rest if getattr(reference, "disjoint", True) else np.sort(order)
     return Splits(train=train, reference=np.sort(ref), holdout_test=holdout)
 
 

@@ -1,12 +1,17 @@
-"""The warm-up run static pruners and pseudo-clean references score from, cached on disk (spec static_baselines §0).
+"""The warm-up runs static pruners and pseudo-clean references score from, cached on disk (spec static_baselines §0).
 
 A fresh model (the run's model, optimizer, criterion and batch size) trains on every training sample with
-its noisy label for ``warmup.epochs`` epochs through the shared Trainer (FullData policy, a budget of
-exactly epochs x n forward passes). During training it records the softmax probability of the given label
-at each presentation (Dyn-Unc, DUAL) and forgetting events (Forgetting); afterwards, in eval mode on the
-un-augmented view, final logits, penultimate features and per-sample cross-entropy (SmallL, Margin, GraNd,
-EL2N, Moderate, SSP, Prune4ReL). The record is saved as plain tensors under a hash of everything it depends
-on, so a sweep over methods and ratios trains each warm-up once.
+its noisy label through the shared Trainer (FullData policy, a budget of exactly epochs x n forward passes).
+During training it records the softmax probability of the given label at each presentation (float16
+[epochs, n]) and forgetting events (Forgetting); afterwards, in eval mode, final logits, penultimate
+features and per-sample cross-entropy on the un-augmented view (SmallL, Margin, GraNd, EL2N, Moderate, SSP)
+and logits and features on one seeded strong view (Prune4ReL's ``eval_train_strong``).
+
+Two protocols share this code: the ``scoring`` warm-up (``warmup.epochs``, 10 / 30, with
+``warmup.scheduler``) and the ``dynamics`` run Dyn-Unc and DUAL read (``warmup.dynamics_epochs``, the full
+training length, with the run's own schedule: a full training run, as their official code records).
+Each record is saved as plain tensors under a hash of everything it depends on, so a sweep over methods
+and ratios trains each protocol's run once.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..errors import AlignPruneError, ConfigError
 from ..models import features_and_logits
@@ -29,13 +34,15 @@ from ..pruning.full import FullData
 from ..scoring.loss import LossScorer
 from ..utils import instantiate
 from .budget import ForwardBudget
-from .schedule import Constant, LRSchedule
+from .schedule import Constant, Cosine, LRSchedule
 from .state import RunState
 from .trainer import Trainer
 
 log = logging.getLogger("alignprune")
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+PROTOCOLS = ("scoring", "dynamics")
+SCHEDULERS = ("ramp", "constant", "run", "compressed")
 
 
 @dataclass
@@ -44,12 +51,13 @@ class WarmupRecord:
 
     Attributes:
         labels: int64 [n] noisy labels the warm-up trained on.
-        probs: float32 [E, n] training-time softmax probability of the given label, per epoch.
+        probs: float16 (or float32) [E, n] training-time softmax probability of the given label, per epoch.
         forgetting: int64 [n] learned -> forgotten transitions over all presentations (Toneva et al.).
         ever_learned: bool [n] whether any presentation classified the sample correctly.
         logits: float32 [n, C] final eval-mode logits (un-augmented).
         features: [n, d] final eval-mode penultimate features (float32 or float16).
         losses: float32 [n] final eval-mode cross-entropy against the noisy label.
+        logits_strong, features_strong: the same on one seeded strong view (None when the data has none).
     """
 
     labels: torch.Tensor
@@ -59,6 +67,8 @@ class WarmupRecord:
     logits: torch.Tensor
     features: torch.Tensor
     losses: torch.Tensor
+    logits_strong: torch.Tensor | None = None
+    features_strong: torch.Tensor | None = None
 
     @property
     def num_samples(self) -> int:
@@ -73,20 +83,27 @@ class WarmupRecord:
         return self.probs.shape[0]
 
     def to(self, device) -> "WarmupRecord":
-        return WarmupRecord(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return WarmupRecord(**{k: v.to(device) for k, v in self.tensors().items()})
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Every tensor the record holds (the optional strong-view ones only when present)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
     def check(self) -> None:
         """Raise ValueError unless every tensor has the shape and dtype the selectors rely on."""
         n, e, c = self.num_samples, self.num_epochs, self.num_classes
-        expected = {"labels": ((n,), {torch.int64}), "probs": ((e, n), {torch.float32}),
+        d = self.features.shape[-1]
+        expected = {"labels": ((n,), {torch.int64}), "probs": ((e, n), {torch.float32, torch.float16}),
                     "forgetting": ((n,), {torch.int64}), "ever_learned": ((n,), {torch.bool}),
                     "logits": ((n, c), {torch.float32}), "losses": ((n,), {torch.float32}),
-                    "features": ((n, self.features.shape[-1]), {torch.float32, torch.float16})}
+                    "features": ((n, d), {torch.float32, torch.float16}),
+                    "logits_strong": ((n, c), {torch.float32}), "features_strong": ((n, d), {torch.float32, torch.float16})}
+        if (self.logits_strong is None) != (self.features_strong is None):
+            raise ValueError("logits_strong and features_strong come together")
         for name, (shape, dtypes) in expected.items():
             t = getattr(self, name)
+            if t is None:
+                continue
             if tuple(t.shape) != shape or t.dtype not in dtypes:
                 raise ValueError(f"{name}: {t.dtype} {tuple(t.shape)}, expected {shape}")
         if not (torch.isfinite(self.logits).all() and torch.isfinite(self.probs).all()):
@@ -94,11 +111,14 @@ class WarmupRecord:
 
 
 class WarmupRecorder:
-    """Batch callback collecting the given-label probability and forgetting events of every presentation."""
+    """Batch callback collecting the given-label probability (float16) and forgetting events of every presentation.
+
+    Also used by Full-training runs (``cli.run`` saves ``dynamics.pt``), so their trajectories are on disk too.
+    """
 
     def __init__(self, labels: torch.Tensor, epochs: int):
         n, dev = len(labels), labels.device
-        self.probs = torch.zeros(epochs, n, device=dev)
+        self.probs = torch.zeros(epochs, n, device=dev, dtype=torch.float16)
         self.forgetting = torch.zeros(n, dtype=torch.int64, device=dev)
         self.last_correct = torch.zeros(n, dtype=torch.bool, device=dev)
         self.ever_learned = torch.zeros(n, dtype=torch.bool, device=dev)
@@ -106,7 +126,7 @@ class WarmupRecorder:
     def __call__(self, epoch: int, idx: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         logits = logits.float()
         if epoch < len(self.probs):
-            self.probs[epoch, idx] = logits.softmax(1).gather(1, y[:, None]).squeeze(1)
+            self.probs[epoch, idx] = logits.softmax(1).gather(1, y[:, None]).squeeze(1).to(self.probs.dtype)
         correct = logits.argmax(1) == y
         self.forgetting[idx] += (self.last_correct[idx] & ~correct).long()
         self.last_correct[idx] = correct
@@ -124,14 +144,43 @@ class _RunPrefix(LRSchedule):
 
 
 def warmup_schedule(cfg: DictConfig) -> LRSchedule:
-    """``constant``: the configured peak lr throughout (Prune4ReL's warm-up: cosine over 300 epochs, ~constant
-    for its first 10-30); ``run``: the run's own schedule as if the warm-up were its first epochs."""
+    """The warm-up's learning-rate factor as a function of its own progress (``warmup.scheduler``).
+
+    ``ramp`` (default): linear from 1/25 of the peak (OneCycle's starting lr) to the peak over the first
+    ``warmup.ramp_fraction`` of the warm-up, then the peak: it ends where Prune4ReL's warm-up is (a
+    cosine over 300 epochs is ~ the peak for its first 10-30) without a first step at LARS's peak 5.2.
+    ``constant``: the peak throughout (the previous default). ``run``: the run's own schedule as if the
+    warm-up were its first epochs (the dynamics run uses it over the full length). ``compressed``: the run's
+    whole schedule squeezed into the warm-up (ramps up and anneals to ~0).
+    """
     kind = str(cfg.warmup.scheduler)
+    if kind == "ramp":
+        ramp = float(cfg.warmup.get("ramp_fraction", 0.3))
+        if not 0.0 < ramp <= 1.0:
+            raise ConfigError(f"warmup.ramp_fraction={ramp} must be in (0, 1]")
+        return Cosine(warmup_fraction=ramp, min_factor=1.0, warmup_start_factor=1.0 / 25)
     if kind == "constant":
         return Constant()
     if kind == "run":
         return _RunPrefix(instantiate(cfg.scheduler), min(1.0, int(cfg.warmup.epochs) / int(cfg.epochs)))
-    raise ConfigError(f"warmup.scheduler={kind!r} is not one of: constant, run")
+    if kind == "compressed":
+        return _RunPrefix(instantiate(cfg.scheduler), 1.0)
+    raise ConfigError(f"warmup.scheduler={kind!r} is not one of: {', '.join(SCHEDULERS)}")
+
+
+def protocol_config(cfg: DictConfig, protocol: str) -> DictConfig:
+    """``cfg`` as the warm-up of ``protocol`` sees it: ``dynamics`` = ``warmup.dynamics_epochs`` (the
+    run's ``epochs`` by default) with the run's own schedule, i.e. a full training run on all the data."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"warm-up protocol {protocol!r} is not one of: {', '.join(PROTOCOLS)}")
+    if protocol == "scoring":
+        return cfg
+    out = cfg.copy()
+    epochs = cfg.warmup.get("dynamics_epochs")
+    with open_dict(out):
+        out.warmup.epochs = int(cfg.epochs if epochs is None else epochs)
+        out.warmup.scheduler = "run"
+    return out
 
 
 def _digest(t: torch.Tensor | np.ndarray) -> str:
@@ -162,15 +211,18 @@ def cache_key(cfg: DictConfig, data, *, num_classes: int, input_shape, seed: int
     """
     loss = _plain(cfg.loss)
     loss.pop("seed", None)
+    sched = str(cfg.warmup.scheduler)
     key = {
         "version": CACHE_VERSION,
         "dataset": {k: _plain(cfg.dataset.get(k)) for k in ("name", "crop_padding", "hflip")},
         "noise": _plain(cfg.noise), "model": _plain(cfg.model), "optimizer": _plain(cfg.optimizer), "loss": loss,
         "batch_size": int(cfg.batch_size), "seed": int(seed), "amp": bool(amp),
-        "warmup": {"epochs": int(cfg.warmup.epochs), "scheduler": str(cfg.warmup.scheduler),
+        "warmup": {"epochs": int(cfg.warmup.epochs), "scheduler": sched,
                    "feature_dtype": str(cfg.warmup.feature_dtype),
-                   "run_schedule": _plain(cfg.scheduler) if str(cfg.warmup.scheduler) == "run" else None,
-                   "run_epochs": int(cfg.epochs) if str(cfg.warmup.scheduler) == "run" else None},
+                   "ramp_fraction": float(cfg.warmup.get("ramp_fraction", 0.3)) if sched == "ramp" else None,
+                   "run_schedule": _plain(cfg.scheduler) if sched in ("run", "compressed") else None,
+                   "run_epochs": int(cfg.epochs) if sched == "run" else None},
+        "strong_view": str(cfg.get("strong_view", "autoaugment")),
         "n": int(data.num_samples), "num_classes": int(num_classes), "input_shape": list(input_shape),
         "labels": _digest(data.y), "images": _digest(data.x) if isinstance(getattr(data, "x", None), torch.Tensor)
         else None,
@@ -190,7 +242,7 @@ def load_cached(path: Path, key: str) -> WarmupRecord | None:
         blob = safe_torch_load(path)
         if not isinstance(blob, dict) or blob.get("key") != key:
             raise ValueError("it was made for a different configuration or data")
-        record = WarmupRecord(**{f.name: blob["tensors"][f.name] for f in fields(WarmupRecord)})
+        record = WarmupRecord(**{f.name: blob["tensors"].get(f.name) for f in fields(WarmupRecord)})
         record.check()
     except (AlignPruneError, ValueError, KeyError, TypeError) as err:
         log.warning("warm-up cache file %s is unusable (%s): rebuilding", path, " ".join(str(err).split())[:200])
@@ -205,6 +257,22 @@ def save_cached(path: Path, key: str, record: WarmupRecord) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     torch.save({"key": key, "tensors": {k: v.detach().cpu() for k, v in record.tensors().items()}}, tmp)
     os.replace(tmp, path)
+
+
+def _strong_view_outputs(trainer: Trainer, data, batch_size: int, seed: int, feat_dtype) -> dict:
+    """Eval-mode logits and features of every training sample on one strong view drawn from ``seed + 2``
+    (Prune4ReL's ``eval_train_strong``); empty when the data source has no strong view."""
+    batches = getattr(data, "train_strong_eval_batches", None)
+    if batches is None or getattr(data, "strong_augment", None) is None:
+        return {}
+    gen = torch.Generator(device=trainer.device).manual_seed(seed + 2)
+    logits, feats = [], []
+    for x, _, _ in batches(batch_size, gen):
+        with trainer.autocast():
+            f, z = features_and_logits(trainer.state.model, x)
+        logits.append(z.float())
+        feats.append(f.to(feat_dtype))
+    return {"logits_strong": torch.cat(logits), "features_strong": torch.cat(feats)}
 
 
 def train_warmup(cfg: DictConfig, data, *, num_classes: int, input_shape, device: torch.device, seed: int,
@@ -246,17 +314,22 @@ def train_warmup(cfg: DictConfig, data, *, num_classes: int, input_shape, device
                 logits.append(z)
                 feats.append(f.to(feat_dtype))
                 losses.append(F.cross_entropy(z, y, reduction="none"))
+            strong = _strong_view_outputs(trainer, data, int(cfg.eval_batch_size), seed, feat_dtype)
     test = f"test acc {result['final_test_acc']:.2f}%" if data.eval_size("test") else "no test set"
-    log.info("warm-up: %d epochs on %d samples, %d training forward passes, %s", epochs, n, result["train_fwd"], test)
-    return WarmupRecord(labels=data.y.long().clone(), probs=recorder.probs.float(),
+    log.info("warm-up: %d epochs on %d samples (lr schedule %s), %d training forward passes, %s", epochs, n,
+             cfg.warmup.scheduler, result["train_fwd"], test)
+    return WarmupRecord(labels=data.y.long().clone(), probs=recorder.probs,
                         forgetting=recorder.forgetting, ever_learned=recorder.ever_learned,
-                        logits=torch.cat(logits), features=torch.cat(feats), losses=torch.cat(losses))
+                        logits=torch.cat(logits), features=torch.cat(feats), losses=torch.cat(losses), **strong)
 
 
 def run_warmup(cfg: DictConfig, data, *, num_classes: int, input_shape, device: torch.device,
-               cache_key_extra: dict | None = None, seed: int | None = None) -> WarmupRecord:
-    """The warm-up record for ``data`` under ``cfg``: from ``warmup.cache_dir`` when a valid file exists,
-    else trained (and cached). ``seed`` defaults to ``cfg.seed``; the record is returned on ``device``."""
+               cache_key_extra: dict | None = None, seed: int | None = None,
+               protocol: str = "scoring") -> WarmupRecord:
+    """The warm-up record of ``protocol`` (``scoring`` or ``dynamics``, see ``protocol_config``) for ``data``
+    under ``cfg``: from ``warmup.cache_dir`` when a valid file exists, else trained (and cached). ``seed``
+    defaults to ``cfg.seed``; the record is returned on ``device``."""
+    cfg = protocol_config(cfg, protocol)
     if str(cfg.warmup.feature_dtype) not in ("float32", "float16"):
         raise ConfigError(f"warmup.feature_dtype={cfg.warmup.feature_dtype!r} is not one of: float32, float16")
     seed = int(cfg.seed if seed is None else seed)

@@ -1,12 +1,12 @@
-"""DUAL (Cho et al. ICML 2025): uncertainty x difficulty, optionally with Beta sampling; spec static_baselines §10."""
+"""DUAL (Cho et al. ICML 2025): uncertainty x difficulty, with ratio-adaptive Beta sampling; spec static_baselines §10."""
 
 from __future__ import annotations
 
 import torch
 
 from alignprune_exp.errors import ConfigError
-from alignprune_exp.pruning.static.base import StaticPolicy, top_k
-from alignprune_exp.pruning.static.dyn_unc import windows
+from alignprune_exp.pruning.static.base import top_k
+from alignprune_exp.pruning.static.dyn_unc import TrajectoryPolicy, windows
 
 
 def dual_scores(probs: torch.Tensor, window: int = 10) -> torch.Tensor:
@@ -18,7 +18,7 @@ def dual_scores(probs: torch.Tensor, window: int = 10) -> torch.Tensor:
 def beta_weights(probs: torch.Tensor, scores: torch.Tensor, ratio: float, c_d: float) -> torch.Tensor:
     """Sampling weights BetaPDF(pbar; a, b) * DUAL with b = 15 (1 - mu_a)(1 - r^c_D), a = 16 - b.
 
-    pbar is the mean given-label probability over the history and mu_a its mean over the 10 highest
+    pbar is the mean given-label probability over ``probs`` and mu_a its mean over the 10 highest
     DUAL scores; as r -> 1 the Beta mass moves to easy samples (pbar ~ 1).
     """
     pbar = probs.float().mean(0)
@@ -39,29 +39,30 @@ def weighted_sample(weights: torch.Tensor, k: int, generator: torch.Generator) -
     return top_k(keys, k, "high")
 
 
-class DUAL(StaticPolicy):
-    """Keep the HIGHEST DUAL score, or draw the subset by pruning-ratio-adaptive Beta sampling.
+class DUAL(TrajectoryPolicy):
+    """DUAL over the first T = ``epochs`` (30) epochs of the full-length run, kept by Beta sampling.
 
     Args:
-        window: J, the sliding-window length (10).
-        beta_sampling: draw B samples without replacement with weight BetaPDF(pbar) * DUAL (default
-            false: plain top-B; which variant AlignPrune reports is unverified).
-        c_d: the Beta schedule's exponent c_D (4, the CIFAR README example).
+        window, epochs, trajectory: as ``TrajectoryPolicy`` (J = 10, T = 30, ``full_run``).
+        beta_sampling: draw B samples without replacement with weight BetaPDF(pbar) * DUAL (default true,
+            the official CIFAR README's ``--sample beta``); false: plain top-B by DUAL.
+        c_d: the Beta schedule's exponent c_D (4, the CIFAR README).
+        beta_mean_epochs: ``all`` (pbar over the whole recorded run, as the README passes the 200-epoch
+            ``target_probs`` file) or ``scored`` (over the same T epochs as the score).
     """
 
-    keep = "high"
-
     def __init__(self, num_samples: int, keep_fraction: float, class_balanced: bool = False, seed: int = 0,
-                 window: int = 10, beta_sampling: bool = False, c_d: float = 4.0):
-        super().__init__(num_samples, keep_fraction, class_balanced, seed)
-        if int(window) < 2:
-            raise ConfigError(f"pruner.policy.window={window} must be >= 2")
+                 window: int = 10, epochs: int | None = 30, trajectory: str = "full_run",
+                 beta_sampling: bool = True, c_d: float = 4.0, beta_mean_epochs: str = "all"):
+        super().__init__(num_samples, keep_fraction, class_balanced, seed, window, epochs, trajectory)
         if beta_sampling and class_balanced:
             raise ConfigError("pruner.policy.beta_sampling samples globally: set class_balanced=false")
-        self.window, self.beta_sampling, self.c_d = int(window), bool(beta_sampling), float(c_d)
+        if beta_mean_epochs not in ("all", "scored"):
+            raise ConfigError(f"pruner.policy.beta_mean_epochs={beta_mean_epochs!r} is not one of: all, scored")
+        self.beta_sampling, self.c_d, self.beta_mean_epochs = bool(beta_sampling), float(c_d), beta_mean_epochs
 
     def score(self, record) -> torch.Tensor:
-        return dual_scores(record.probs, self.window)
+        return dual_scores(self.history(record), self.window)
 
     def choose(self, record, budget: int | None = None) -> torch.Tensor:
         if not self.beta_sampling:
@@ -69,4 +70,5 @@ class DUAL(StaticPolicy):
         budget = self.budget if budget is None else int(budget)
         scores = self.score(record)
         ratio = 1.0 - budget / self.num_samples
-        return weighted_sample(beta_weights(record.probs, scores, ratio, self.c_d), budget, self.generator)
+        probs = record.probs if self.beta_mean_epochs == "all" else self.history(record)
+        return weighted_sample(beta_weights(probs, scores, ratio, self.c_d), budget, self.generator)

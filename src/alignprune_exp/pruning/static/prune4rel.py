@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 import torch.nn.functional as F
 
 from alignprune_exp.errors import ConfigError
 from alignprune_exp.pruning.static.base import StaticPolicy
 from alignprune_exp.pruning.static.margin import margins
+
+log = logging.getLogger("alignprune")
 
 
 class Prune4ReL(StaticPolicy):
@@ -17,24 +21,37 @@ class Prune4ReL(StaticPolicy):
     (the released code's proxy), then adds w_ip * conf_p to every N_i, with w_ip = sim * 1[sim > tau],
     sim = 0.5 + 0.5 cos(h_i, h_p) on warm-up penultimate features. One step costs O(N d) (one
     matrix-vector product against the new pick; no N x N similarity matrix is built), so the selection
-    costs O(B N d) time and O(N d) memory. Probabilities and features come from the un-augmented eval view
-    (the released code uses a strongly augmented view; the in-memory path scores un-augmented).
+    costs O(B N d) time and O(N d) memory. Probabilities and features come from the warm-up model in eval
+    mode on one seeded strong view (AutoAugment + crop/flip + Cutout), as the released ``eval_train_strong``;
+    ``view=weak`` uses the un-augmented view.
 
     Args:
         tau: similarity threshold (0.975 CIFAR-10N, 0.95 CIFAR-100N / WebVision / ImageNet in the scripts).
         eta: saturation of the utility tanh(z / eta) (1 in every script).
         confidence: ``least_confidence`` (max softmax probability, the scripts' choice) or ``margin``.
         class_balanced: round-robin over noisy-label classes as the released code (see ``choose``).
+        view: ``strong`` (default, the released code) or ``weak`` (un-augmented); a record without strong-view
+            outputs (streamed data) falls back to ``weak`` with a warning.
     """
 
     def __init__(self, num_samples: int, keep_fraction: float, class_balanced: bool = True, seed: int = 0,
-                 tau: float = 0.95, eta: float = 1.0, confidence: str = "least_confidence"):
+                 tau: float = 0.95, eta: float = 1.0, confidence: str = "least_confidence", view: str = "strong"):
         super().__init__(num_samples, keep_fraction, class_balanced, seed)
         if confidence not in ("least_confidence", "margin"):
             raise ConfigError(f"pruner.policy.confidence={confidence!r} is not one of: least_confidence, margin")
         if float(eta) <= 0:
             raise ConfigError(f"pruner.policy.eta={eta} must be > 0")
-        self.tau, self.eta, self.confidence = float(tau), float(eta), confidence
+        if view not in ("strong", "weak"):
+            raise ConfigError(f"pruner.policy.view={view!r} is not one of: strong, weak")
+        self.tau, self.eta, self.confidence, self.view = float(tau), float(eta), confidence, view
+
+    def outputs(self, record) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, features) of the configured view."""
+        if self.view == "strong":
+            if record.logits_strong is not None:
+                return record.logits_strong, record.features_strong
+            log.warning("Prune4ReL: the warm-up record has no strong view (streamed data): scoring the weak view")
+        return record.logits, record.features
 
     def confidences(self, logits: torch.Tensor) -> torch.Tensor:
         if self.confidence == "margin":
@@ -49,8 +66,9 @@ class Prune4ReL(StaticPolicy):
         next has already contributed more than 1.5 x that size, every later step picks globally.
         """
         budget = self.budget if budget is None else int(budget)
-        conf = self.confidences(record.logits)
-        h = F.normalize(record.features.float(), dim=1)
+        logits, features = self.outputs(record)
+        conf = self.confidences(logits)
+        h = F.normalize(features.float(), dim=1)
         labels = record.labels.to(h.device)
         n = len(h)
         nn_conf = torch.zeros(n, device=h.device)
