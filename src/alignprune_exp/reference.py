@@ -30,11 +30,22 @@ class CleanValReference:
         size: exact number of images; overrides ``fraction``.
         fraction: fraction of the default size (the test split's size, as in the paper), e.g. 0.001
             for Fig. 3's 0.1%; at least one image is kept.
+        eval_size: evaluate the per-epoch mean loss on a fixed random subset of this many reference images
+            (by ``split_seed``) instead of all of them (the paper's definition, None); the whole set is
+            still held out of training.
+        batch_size: images per batch of the reference pass (None = the whole set per batch on CUDA,
+            halved on out-of-memory; ``eval_batch_size`` on CPU).
     """
 
     label_source = "clean"
 
-    def __init__(self, size: int | None = None, fraction: float | None = None):
+    def __init__(self, size: int | None = None, fraction: float | None = None, eval_size: int | None = None,
+                 batch_size: int | None = None):
+        for name, value in (("eval_size", eval_size), ("batch_size", batch_size)):
+            if value is not None and int(value) < 1:
+                raise ConfigError(f"reference.{name}={value} must be >= 1 (or null)")
+        self.eval_size = None if eval_size is None else int(eval_size)
+        self.batch_size = None if batch_size is None else int(batch_size)
         if size is not None and int(size) < 1:
             raise ConfigError(f"reference.size={size} must be >= 1 (or null for the test split's size)")
         if fraction is not None and not 0 < float(fraction) <= 1:
@@ -57,6 +68,13 @@ class CleanValReference:
     def describe(self) -> str:
         """Short description for logs and results."""
         return "clean_val"
+
+    def eval_rows(self, n_reference: int, seed: int) -> np.ndarray:
+        """Positions (sorted) of the reference images whose mean loss DAS uses each epoch: all of them, or
+        ``eval_size`` drawn once by ``seed`` (the same for every training seed and pruner)."""
+        if self.eval_size is None or self.eval_size >= n_reference:
+            return np.arange(n_reference)
+        return np.sort(np.random.default_rng([int(seed), 7]).permutation(n_reference)[:self.eval_size])
 
 
 class NoisyTrainReference(CleanValReference):
@@ -85,8 +103,9 @@ class PseudoCleanReference(CleanValReference):
     label_source = "noisy"
     METHODS = ("smalll", "moderate")
 
-    def __init__(self, method: str = "smalll", size: int | None = None, fraction: float | None = None):
-        super().__init__(size=size, fraction=fraction)
+    def __init__(self, method: str = "smalll", size: int | None = None, fraction: float | None = None,
+                 eval_size: int | None = None, batch_size: int | None = None):
+        super().__init__(size=size, fraction=fraction, eval_size=eval_size, batch_size=batch_size)
         if method not in self.METHODS:
             raise ConfigError(f"reference.method={method!r} is not one of: {', '.join(self.METHODS)}")
         self.method = method

@@ -193,9 +193,12 @@ def build_streaming_data(cfg, spec: SourceSpec, device: torch.device):
         test = Part("test", np.arange(len(spec.test_y)), spec.test_y)
         test_name = spec.test_name
     tr = subset_indices(splits.train, cfg.get("train_subset"), int(cfg.split_seed))
+    n_ref = len(ref.rows)
+    keep = reference.eval_rows(n_ref, int(cfg.split_seed))  # the images DAS's per-epoch mean reads
+    ref = Part(ref.split, ref.rows[keep], ref.labels[keep])
     data = spec.make_source(Part("train", tr, clean[tr]), noisy[tr], ref, test, device)
     info = {"dataset_source": spec.source, "num_classes": spec.num_classes, "input_shape": tuple(spec.input_shape),
-            "n_train": len(tr), "n_reference": len(ref.rows), "n_test": len(test.rows),
+            "n_train": len(tr), "n_reference": n_ref, "n_reference_eval": len(ref.rows), "n_test": len(test.rows),
             "test_split": cfg.test_split, "test_set": test_name, "reference_set": ref_name,
             "noise_rate": float(np.mean(noisy[tr] != clean[tr])) if spec.labels_are_clean else float("nan"),
             "reference_noise_rate": _reference_noise_rate(spec, ref, clean),
