@@ -138,7 +138,7 @@ def build_trainer(cfg: DictConfig, callbacks=()) -> tuple[Trainer, dict]:
                       max_epochs=int(np.ceil(cfg.epochs * cfg.max_epoch_factor)),
                       callbacks=list(callbacks), progress_bar=bool(cfg.progress_bar),
                       reference_batch_size=cfg.reference.get("batch_size") or (
-                          info.get("n_reference_eval") if device.type == "cuda" else None),
+                          info.get("n_reference_eval") if device.type == "cuda" else int(cfg.batch_size)),
                       memory_format=memory_format, forward=speed.model_forward(model, cfg.get("compile", False)))
     info["device"] = str(device)
     return trainer, info

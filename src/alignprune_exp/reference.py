@@ -34,7 +34,7 @@ class CleanValReference:
             (by ``split_seed``) instead of all of them (the paper's definition, None); the whole set is
             still held out of training.
         batch_size: images per batch of the reference pass (None = the whole set per batch on CUDA,
-            halved on out-of-memory; ``eval_batch_size`` on CPU).
+            halved on out-of-memory; the training ``batch_size`` on CPU, where large batches run slower).
     """
 
     label_source = "clean"
