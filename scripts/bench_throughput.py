@@ -185,6 +185,21 @@ def bench_row(args, device: torch.device) -> list[str]:
                  f"(per repeat: {', '.join(f'{q:.3f}' for q in ratios)}); peak memory trainer {mem['trainer']}, "
                  f"bare {mem['bare']}")
 
+    if args.compile:  # torch.compile of the model against eager, after a compiling warm-up epoch
+        compiled = row.trainer("loss")
+        compiled._forward = speed.GuardedCompile(compiled.state.model)
+        t_compile = timed(device, lambda: compiled.train_epoch(torch.randperm(n, generator=idx_gen).to(device),
+                                                               weights))
+        eager, comp = [], []
+        for r in range(reps):
+            order = torch.randperm(n, generator=idx_gen).to(device)
+            for kind in (("eager", "compiled") if r % 2 == 0 else ("compiled", "eager")):
+                t = trainer if kind == "eager" else compiled
+                (eager if kind == "eager" else comp).append(timed(device, lambda: t.train_epoch(order, weights)))
+        state = "fell back to eager" if compiled._forward.failed else "compiled"
+        emit(f"  compile=true ({state}; first epoch with compilation {t_compile:.1f} s): compiled/eager time ratio "
+             f"median {statistics.median(c / e for c, e in zip(comp, eager)):.3f}")
+
     # DAS vs loss epochs (InfoBatch selection), per trained image, interleaved.
     eval_size = min(args.eval_size, args.reference)
     variants = {"loss": row.trainer("loss"), "das_whole": row.trainer("das"),
@@ -236,6 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-size", type=int, default=None, help="reference.eval_size (default 250 CPU, 1000 CUDA)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5, help="interleaved timed epochs per variant")
+    parser.add_argument("--compile", action="store_true", help="also time the trainer with torch.compile")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--data-dir", default=None, help="CIFAR-10 folder (npy or torchvision layout); else random")
     args = parser.parse_args(argv)

@@ -10,18 +10,20 @@
 #     --smoke   CPU, tiny sizes (small CNN, 300 images, 2 epochs): checks the script itself in about a minute
 #     --epochs  fix the epochs instead of fitting them to the time left
 #     --minutes total time budget (default 8)
+#     --compile also time torch.compile against eager in the throughput stage (adds a minute or two)
 # Only the first 1000 official CIFAR-10 test images exist in that layout: test_split=holdout (5,000 clean
 # training images; the clean reference set is as large), the rest trains.
 set -euo pipefail
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
-DATA_DIR="" OUT_DIR="results/gpu_check" SMOKE=0 EPOCHS="" MINUTES=8
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+DATA_DIR="" OUT_DIR="results/gpu_check" SMOKE=0 EPOCHS="" MINUTES=8 COMPILE=()
 positional=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --smoke) SMOKE=1 ;;
     --epochs) EPOCHS="$2"; shift ;;
     --minutes) MINUTES="$2"; shift ;;
+    --compile) COMPILE=(--compile) ;;
     -h|--help) usage ;;
     -*) echo "error: unknown option $1" >&2; usage ;;
     *) positional+=("$1") ;;
@@ -76,7 +78,7 @@ else
 fi
 
 stage "throughput: trainer vs bare loop, DAS vs loss epochs, AlignPrune's overhead"
-if timeout --kill-after=10 "$BENCH_TIMEOUT" "$PY" "$ROOT/scripts/bench_throughput.py" "${BENCH[@]}" \
+if timeout --kill-after=10 "$BENCH_TIMEOUT" "$PY" "$ROOT/scripts/bench_throughput.py" "${BENCH[@]}" ${COMPILE[@]+"${COMPILE[@]}"} \
      2>&1 | tee "$OUT_DIR/throughput.txt"; then :; else FAILED+=("throughput"); fi
 
 stage "decode: PIL vs torchvision.io (+ batched GPU decoding)"
