@@ -110,3 +110,25 @@ def test_reference_eval_size_uses_a_fixed_subset_of_the_held_out_set(compose_cfg
     assert rec["fwd/reference"] == 50
     with pytest.raises(Exception, match="eval_size"):
         CleanValReference(eval_size=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_batch_loop_never_synchronises_on_cuda(compose_cfg):
+    """torch's sync debug mode flags every host-device synchronisation: as many for 2 as for 20 batches."""
+    import warnings
+
+    trainer, _ = build_trainer(compose_cfg([*TINY_DIGITS, "device=cuda", "pruner=infobatch_das", "batch_size=16"]))
+    weights = torch.ones(trainer.data.num_samples, device="cuda")
+    trainer.train_epoch(torch.arange(32, device="cuda"), weights)  # warm-up: cuDNN / allocator first calls
+
+    def syncs(k):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                trainer.train_epoch(torch.arange(16 * k, device="cuda"), weights)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        return sum("synchroniz" in str(w.message) for w in caught)
+
+    assert syncs(2) == syncs(20) <= 2
