@@ -104,7 +104,7 @@ class Row:
                          budget=ForwardBudget(total=10**12, full=10**12),
                          shuffle_gen=torch.Generator().manual_seed(0),
                          augment_gen=torch.Generator(device=dev).manual_seed(1))
-        ref_batch = len(data.ref_y) if dev.type == "cuda" else None
+        ref_batch = len(data.ref_y) if dev.type == "cuda" else self.args.batch_size  # as build_trainer
         return Trainer(state, data, Constant(), device=dev, batch_size=self.args.batch_size, amp=self.amp,
                        eval_every=10**9, reference_batch_size=ref_batch, memory_format=self.memory_format)
 
