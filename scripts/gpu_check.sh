@@ -98,7 +98,7 @@ if [[ -z "$EPOCHS" ]]; then
 fi
 
 stage "paper recipe on CIFAR-10N Real-W: Full-training, InfoBatch, InfoBatch + DAS at 30%, ${EPOCHS} epochs"
-COMMON=(dataset=cifar10 noise=real_worst optimizer=lars scheduler=onecycle reference=clean_val
+COMMON=(dataset=cifar10 noise=real_worst optimizer=lars scheduler=onecycle
         test_split=holdout "data_dir=$DATA_DIR" "results_dir=$OUT_DIR" "epochs=$EPOCHS" experiment_name=gpu_check
         progress_bar=false snapshots=false "${SIZE[@]}")
 pids=() names=()
