@@ -121,6 +121,8 @@ def crop_resize(crop: torch.Tensor, size: int) -> torch.Tensor:
     """Antialiased bilinear resize of a uint8 [3, h, w] crop to [3, size, size], rounded back to uint8."""
     if crop.shape[-2:] == (size, size):
         return crop.contiguous()
+    if crop.device.type == "cpu":  # torch's uint8 kernel (SIMD) is ~4x faster than going through float
+        return F.interpolate(crop[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
     out = F.interpolate(crop[None].float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return out[0].round_().clamp_(0, 255).to(torch.uint8)
 
