@@ -26,6 +26,7 @@ from .train.dynamics import record_dynamics
 from .train.state import RunState
 from .data.source import InMemoryData
 from .data.streaming import SourceSpec, build_streaming_data
+from .train import speed
 from .train.trainer import Trainer
 from .utils import instantiate, resolve_device, seed_everything
 
@@ -80,9 +81,10 @@ def build_data(cfg: DictConfig, device: torch.device) -> tuple[InMemoryData, dic
         return torch.as_tensor(a, dtype=dtype).to(device)
 
     tr = subset_indices(splits.train, cfg.get("train_subset"), int(cfg.split_seed))
+    ref = splits.reference[reference.eval_rows(len(splits.reference), int(cfg.split_seed))]
     data = InMemoryData(
         x=dev(images.train_x[tr]), y=dev(noisy[tr], torch.long), y_clean=dev(images.train_y[tr], torch.long),
-        ref_x=dev(images.train_x[splits.reference]), ref_y=dev(ref_labels[splits.reference], torch.long),
+        ref_x=dev(images.train_x[ref]), ref_y=dev(ref_labels[ref], torch.long),
         test_x=dev(test_x), test_y=dev(test_y, torch.long),
         augment=BatchAugment(images.mean, images.std, crop_padding=cfg.dataset.crop_padding,
                              hflip=cfg.dataset.hflip),
@@ -90,7 +92,8 @@ def build_data(cfg: DictConfig, device: torch.device) -> tuple[InMemoryData, dic
     )
     info = {"dataset_source": images.source, "num_classes": images.num_classes,
             "input_shape": tuple(images.train_x.shape[1:]), "n_train": len(tr),
-            "n_reference": len(splits.reference), "n_test": len(test_y), "test_split": cfg.test_split,
+            "n_reference": len(splits.reference), "n_reference_eval": len(ref), "n_test": len(test_y),
+            "test_split": cfg.test_split,
             "noise_rate": float(np.mean(noisy[tr] != images.train_y[tr])),
             "reference_noise_rate": float(np.mean(ref_labels[splits.reference] != images.train_y[splits.reference])),
             "reference": reference.describe(), "reference_disjoint": bool(getattr(reference, "disjoint", True))}
@@ -114,13 +117,16 @@ def build_trainer(cfg: DictConfig, callbacks=()) -> tuple[Trainer, dict]:
     if cfg.num_threads:
         torch.set_num_threads(int(cfg.num_threads))
     device = resolve_device(str(cfg.device))
+    speed.configure_backends(device, cfg.get("cudnn_benchmark", True))
     seed_everything(int(cfg.seed))
     data, info = build_data(cfg, device)
     model = instantiate(cfg.model, num_classes=info["num_classes"], input_shape=info["input_shape"]).to(device)
+    memory_format = speed.memory_format(cfg.get("channels_last", "auto"), model, device)
+    model = model.to(memory_format=memory_format)
     n = info["n_train"]
     criterion = instantiate(cfg.loss, num_samples=n, num_classes=info["num_classes"]).to(device)
     state = RunState(
-        model=model, optimizer=instantiate(cfg.optimizer)(model),
+        model=model, optimizer=instantiate(cfg.optimizer)(model, **speed.optimizer_kwargs(cfg.optimizer, device)),
         scorer=instantiate(cfg.pruner.scorer, num_samples=n).to(device),
         policy=build_policy(cfg, data, info, device),
         budget=ForwardBudget.from_ratio(int(cfg.epochs), n, float(cfg.ratio.value)),
@@ -133,7 +139,10 @@ def build_trainer(cfg: DictConfig, callbacks=()) -> tuple[Trainer, dict]:
                       batch_size=int(cfg.batch_size), eval_batch_size=int(cfg.eval_batch_size),
                       criterion=criterion, amp=amp, eval_every=int(cfg.eval_every),
                       max_epochs=int(np.ceil(cfg.epochs * cfg.max_epoch_factor)),
-                      callbacks=list(callbacks), progress_bar=bool(cfg.progress_bar))
+                      callbacks=list(callbacks), progress_bar=bool(cfg.progress_bar),
+                      reference_batch_size=cfg.reference.get("batch_size") or (
+                          info.get("n_reference_eval") if device.type == "cuda" else int(cfg.batch_size)),
+                      memory_format=memory_format, forward=speed.model_forward(model, cfg.get("compile", False)))
     info["device"] = str(device)
     return trainer, info
 

@@ -33,12 +33,23 @@ class CleanValReference:
         disjoint: true = the reference images leave the training set (for every pruner); false (the
             config default) = they stay in it with their noisy labels, as the paper samples the reference
             "from the training split" and reports 50k-image Full-training numbers.
+        eval_size: evaluate the per-epoch mean loss on a fixed random subset of this many reference images
+            (by ``split_seed``) instead of all of them (the paper's definition, None); the whole set is
+            still held out of training.
+        batch_size: images per batch of the reference pass (None = the whole set per batch on CUDA,
+            halved on out-of-memory; the training ``batch_size`` on CPU, where large batches run slower).
     """
 
     label_source = "clean"
 
-    def __init__(self, size: int | None = None, fraction: float | None = None, disjoint: bool = False):
+    def __init__(self, size: int | None = None, fraction: float | None = None, disjoint: bool = False,
+                 eval_size: int | None = None, batch_size: int | None = None):
         self.disjoint = bool(disjoint)
+        for name, value in (("eval_size", eval_size), ("batch_size", batch_size)):
+            if value is not None and int(value) < 1:
+                raise ConfigError(f"reference.{name}={value} must be >= 1 (or null)")
+        self.eval_size = None if eval_size is None else int(eval_size)
+        self.batch_size = None if batch_size is None else int(batch_size)
         if size is not None and int(size) < 1:
             raise ConfigError(f"reference.size={size} must be >= 1 (or null for the test split's size)")
         if fraction is not None and not 0 < float(fraction) <= 1:
@@ -61,6 +72,13 @@ class CleanValReference:
     def describe(self) -> str:
         """Short description for logs and results."""
         return "clean_val"
+
+    def eval_rows(self, n_reference: int, seed: int) -> np.ndarray:
+        """Positions (sorted) of the reference images whose mean loss DAS uses each epoch: all of them, or
+        ``eval_size`` drawn once by ``seed`` (the same for every training seed and pruner)."""
+        if self.eval_size is None or self.eval_size >= n_reference:
+            return np.arange(n_reference)
+        return np.sort(np.random.default_rng([int(seed), 7]).permutation(n_reference)[:self.eval_size])
 
 
 class NoisyTrainReference(CleanValReference):
@@ -90,8 +108,9 @@ class PseudoCleanReference(CleanValReference):
     METHODS = ("smalll", "moderate")
 
     def __init__(self, method: str = "smalll", size: int | None = None, fraction: float | None = None,
-                 disjoint: bool = False):
-        super().__init__(size=size, fraction=fraction, disjoint=disjoint)
+                 disjoint: bool = False, eval_size: int | None = None, batch_size: int | None = None):
+        super().__init__(size=size, fraction=fraction, disjoint=disjoint, eval_size=eval_size,
+                         batch_size=batch_size)
         if method not in self.METHODS:
             raise ConfigError(f"reference.method={method!r} is not one of: {', '.join(self.METHODS)}")
         self.method = method

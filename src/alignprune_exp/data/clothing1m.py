@@ -25,7 +25,8 @@ LAYOUT = ("Clothing-1M needs its official files in dataset.loader.root (or its a
 
 
 def load_clothing1m(root: str, image_size: int = 224, resize_size: int = 256,
-                    train_crop: str = "resize_random_crop", num_workers: int = 8) -> ImageListSpec:
+                    train_crop: str = "resize_random_crop", num_workers: int = 8,
+                    decode: str = "auto") -> ImageListSpec:
     """Index Clothing-1M from its key lists (nothing is decoded until training).
 
     Raises:
@@ -49,7 +50,7 @@ def load_clothing1m(root: str, image_size: int = 224, resize_size: int = 256,
         test_name=f"Clothing-1M clean test ({len(test)} images)", reference=reference,
         reference_name=f"Clothing-1M clean val, official ({len(reference)} images)", labels_are_clean=False,
         source=f"{root_path} (Clothing-1M official key lists)", image_size=image_size, resize_size=resize_size,
-        train_crop=train_crop, num_workers=num_workers,
+        train_crop=train_crop, num_workers=num_workers, decode=decode,
     )
 
 

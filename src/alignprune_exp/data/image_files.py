@@ -17,6 +17,8 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision import transforms as T
 
+from alignprune_exp.data.jpeg_tensor import (EncodedBatch, StrongTensorView, TensorCrop, decode_batch, decode_cpu,
+                                             read_bytes, resolve_decode, transform_batch)
 from alignprune_exp.data.streaming import Part, SourceSpec, StreamingData
 from alignprune_exp.errors import ConfigError, DataError
 
@@ -147,6 +149,49 @@ class ImageFileDataset(Dataset):
         return x, int(self.images.labels[index]), index
 
 
+class TensorImageDataset(Dataset):
+    """Reads one image per item with torchvision.io and crops / resizes / flips it as uint8 tensor ops
+    (``jpeg_tensor``); returns ``(uint8 CHW tensor, label, index)``, or with ``strong`` a (weak, strong) pair.
+
+    With ``encoded`` the item is the file's bytes, decoded later for the whole batch on the GPU
+    (``decode_on``). An item key ``(index, seed)`` draws the crop and flip from that seed; a plain index gives
+    the evaluation view (centre crop).
+    """
+
+    def __init__(self, images: ImageList, crop: TensorCrop, eval_crop: TensorCrop,
+                 strong: StrongTensorView | None = None, encoded: bool = False):
+        self.images, self.crop, self.eval_crop, self.strong, self.encoded = images, crop, eval_crop, strong, encoded
+        self.collate_fn = collate_encoded if encoded else None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, key):
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        path = os.path.join(self.images.root, self.images.files[index].decode())
+        data = read_bytes(path, self.images.listed_in)
+        label = int(self.images.labels[index])
+        if self.encoded:
+            return (data, seed, path, self.images.listed_in), label, index
+        img = decode_cpu(data, path, self.images.listed_in)
+        x = self.crop(img, seed) if seed is not None else self.eval_crop(img, None)
+        if self.strong is not None:
+            return (x, self.strong(self.crop(img, seed + 1), seed + 2)), label, index
+        return x, label, index
+
+    def decode_on(self, batch: EncodedBatch, device: torch.device) -> torch.Tensor:
+        """uint8 [B, 3, S, S] on ``device`` from a batch of encoded items."""
+        crop = self.crop if batch.seeds and batch.seeds[0] is not None else self.eval_crop
+        return transform_batch(decode_batch(batch, device), batch.seeds, crop)
+
+
+def collate_encoded(samples):
+    """(EncodedBatch, labels, indices) from encoded items: byte strings of different lengths stay a list."""
+    items, labels, indices = zip(*samples)
+    batch = EncodedBatch([i[0] for i in items], [i[1] for i in items], [i[2] for i in items], items[0][3])
+    return batch, torch.as_tensor(labels), torch.as_tensor(indices)
+
+
 class TwoViews:
     """A weak and a strong view of the same image (for criteria that need a strongly augmented view)."""
 
@@ -194,6 +239,9 @@ class ImageListSpec(SourceSpec):
     Args:
         image_size: side of the square model input; resize_size: short side before cropping.
         train_crop: ``resize_random_crop`` or ``random_resized_crop`` (see ``image_files.build_transforms``).
+        decode: ``auto`` (``gpu`` on CUDA, else ``tensor``), ``tensor`` (torchvision.io decoding and tensor
+            crop / resize / flip in the workers), ``gpu`` (workers read bytes; batched nvJPEG decoding and
+            tensor ops on the GPU; strong views still decode in the workers) or ``pil`` (the PIL pipeline).
     """
 
     name: str
@@ -211,6 +259,7 @@ class ImageListSpec(SourceSpec):
     labels_are_clean: bool = True
     mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    decode: str = "auto"
 
     def __post_init__(self) -> None:
         self.transforms = build_transforms(int(self.image_size), int(self.resize_size), self.train_crop, self.mean)
@@ -235,19 +284,32 @@ class ImageListSpec(SourceSpec):
         split = {"train": self.train, "reference": self.reference, "test": self.test}[part.split]
         return split.subset(part.rows)
 
+    def datasets(self, images: ImageList, device: torch.device) -> dict[str, Dataset]:
+        """The ``train``, ``eval`` and ``strong`` (weak, strong views) datasets over ``images`` for this decoder."""
+        mode = resolve_decode(self.decode, torch.device(device))
+        if mode == "pil":
+            tf = self.transforms
+            return {"train": ImageFileDataset(images, tf["train"]), "eval": ImageFileDataset(images, tf["eval"]),
+                    "strong": ImageFileDataset(images, TwoViews(tf["train"], tf["strong"]))}
+        size, resize = int(self.image_size), int(self.resize_size)
+        crop, center = TensorCrop(size, resize, self.train_crop), TensorCrop(size, resize, "center")
+        encoded = mode == "gpu"
+        return {"train": TensorImageDataset(images, crop, center, encoded=encoded),
+                "eval": TensorImageDataset(images, crop, center, encoded=encoded),
+                "strong": TensorImageDataset(images, crop, center, strong=StrongTensorView(size, self.mean))}
+
     def make_source(self, train: Part, train_noisy: np.ndarray, reference: Part, test: Part,
                     device: torch.device) -> StreamingData:
-        tf = self.transforms
         images = self._images(train)
+        sets = self.datasets(images, device)
 
         def labels(values) -> torch.Tensor:
             return torch.as_tensor(np.asarray(values), dtype=torch.long).to(device)
 
         return StreamingData(
-            train=ImageFileDataset(images, tf["train"]), train_eval=ImageFileDataset(images, tf["eval"]),
-            train_strong=ImageFileDataset(images, TwoViews(tf["train"], tf["strong"])),
-            reference=ImageFileDataset(self._images(reference), tf["eval"]),
-            test=ImageFileDataset(self._images(test), tf["eval"]),
+            train=sets["train"], train_eval=sets["eval"], train_strong=sets["strong"],
+            reference=self.datasets(self._images(reference), device)["eval"],
+            test=self.datasets(self._images(test), device)["eval"],
             y=labels(train_noisy), y_clean=labels(train.labels), ref_y=labels(reference.labels),
             test_y=labels(test.labels), mean=self.mean, std=self.std, num_workers=self.num_workers, device=device,
         )

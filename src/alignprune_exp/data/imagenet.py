@@ -27,7 +27,8 @@ def class_names(folder: Path) -> list[str]:
 
 
 def load_imagenet1k(root: str, image_size: int = 224, resize_size: int = 256,
-                    train_crop: str = "random_resized_crop", num_workers: int = 8) -> ImageListSpec:
+                    train_crop: str = "random_resized_crop", num_workers: int = 8,
+                    decode: str = "auto") -> ImageListSpec:
     """Index the training and validation images under ``root`` (nothing is read until training).
 
     Raises:
@@ -56,4 +57,5 @@ def load_imagenet1k(root: str, image_size: int = 224, resize_size: int = 256,
         test_name=f"ImageNet val ({len(test)} images)",
         source=f"{root_path} (class folders train/ + val/, {len(classes)} classes)",
         image_size=image_size, resize_size=resize_size, train_crop=train_crop, num_workers=num_workers,
+        decode=decode,
     )

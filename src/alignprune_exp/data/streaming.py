@@ -74,11 +74,15 @@ class StreamingData(LabelledSource):
 
     def _loader(self, dataset, batches: list[list], seed: int = 0) -> Iterator:
         loader = DataLoader(dataset, batch_sampler=batches, num_workers=self.num_workers,
+                            collate_fn=getattr(dataset, "collate_fn", None),
                             pin_memory=self.device.type == "cuda", persistent_workers=False,
                             generator=torch.Generator().manual_seed(seed))
         return _one_line_errors(loader)
 
-    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+    def _to_device(self, x, dataset) -> torch.Tensor:
+        """Normalised float batch on the device; encoded batches are decoded there first (``decode=gpu``)."""
+        if hasattr(dataset, "decode_on") and not isinstance(x, torch.Tensor):
+            return self.norm.normalize(dataset.decode_on(x, self.device))
         return self.norm.normalize(x.to(self.device, non_blocking=True))
 
     def train_batches(self, indices: torch.Tensor, slices: list[slice], generator: torch.Generator,
@@ -93,9 +97,9 @@ class StreamingData(LabelledSource):
         for sl, (x, _, _) in zip(slices, self._loader(dataset, batches, seed=base)):
             b = indices[sl]
             if strong:
-                yield Batch(self._to_device(x[0]), self.y[b], b, self._to_device(x[1]))
+                yield Batch(self._to_device(x[0], dataset), self.y[b], b, self._to_device(x[1], dataset))
             else:
-                yield Batch(self._to_device(x), self.y[b], b)
+                yield Batch(self._to_device(x, dataset), self.y[b], b)
 
     def eval_size(self, split: str) -> int:
         return len(self.ref_y if split == "reference" else self.test_y)
@@ -104,13 +108,13 @@ class StreamingData(LabelledSource):
         """Normalised, un-augmented (x, y) batches of the ``reference`` or ``test`` split."""
         dataset, y = (self.reference, self.ref_y) if split == "reference" else (self.test, self.test_y)
         for i, (x, _, _) in enumerate(self._loader(dataset, _chunks(len(y), batch_size))):
-            yield self._to_device(x), y[i * batch_size:(i + 1) * batch_size]
+            yield self._to_device(x, dataset), y[i * batch_size:(i + 1) * batch_size]
 
     def train_eval_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Un-augmented (x, noisy y, idx) over the whole training set in index order."""
         for i, (x, _, _) in enumerate(self._loader(self.train_eval, _chunks(self.num_samples, batch_size))):
             idx = torch.arange(i * batch_size, min((i + 1) * batch_size, self.num_samples), device=self.device)
-            yield self._to_device(x), self.y[idx], idx
+            yield self._to_device(x, self.train_eval), self.y[idx], idx
 
 
 def _chunks(n: int, size: int) -> list[list[int]]:
@@ -193,9 +197,12 @@ def build_streaming_data(cfg, spec: SourceSpec, device: torch.device):
         test = Part("test", np.arange(len(spec.test_y)), spec.test_y)
         test_name = spec.test_name
     tr = subset_indices(splits.train, cfg.get("train_subset"), int(cfg.split_seed))
+    n_ref = len(ref.rows)
+    keep = reference.eval_rows(n_ref, int(cfg.split_seed))  # the images DAS's per-epoch mean reads
+    ref = Part(ref.split, ref.rows[keep], ref.labels[keep])
     data = spec.make_source(Part("train", tr, clean[tr]), noisy[tr], ref, test, device)
     info = {"dataset_source": spec.source, "num_classes": spec.num_classes, "input_shape": tuple(spec.input_shape),
-            "n_train": len(tr), "n_reference": len(ref.rows), "n_test": len(test.rows),
+            "n_train": len(tr), "n_reference": n_ref, "n_reference_eval": len(ref.rows), "n_test": len(test.rows),
             "test_split": cfg.test_split, "test_set": test_name, "reference_set": ref_name,
             "noise_rate": float(np.mean(noisy[tr] != clean[tr])) if spec.labels_are_clean else float("nan"),
             "reference_noise_rate": _reference_noise_rate(spec, ref, clean),

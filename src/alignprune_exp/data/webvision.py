@@ -33,7 +33,8 @@ TEST_SETS = ("imagenet_val", "webvision_val")
 def load_webvision_mini(root: str, imagenet_root: str | None = None, num_classes: int = 50,
                         test_set: str = "imagenet_val", split_seed: int = 0, image_size: int = 299,
                         resize_size: int = 320, train_crop: str = "resize_random_crop",
-                        num_workers: int = 8) -> ImageListSpec:
+                        num_workers: int = 8,
+                        decode: str = "auto") -> ImageListSpec:
     """Index WebVision-mini from its file lists (nothing is decoded until training).
 
     Raises:
@@ -67,6 +68,7 @@ def load_webvision_mini(root: str, imagenet_root: str | None = None, num_classes
         reference=reference, reference_name=reference_name, labels_are_clean=False,
         source=f"{root_path} (WebVision 1.0 Google subset, classes 0..{num_classes - 1})",
         image_size=image_size, resize_size=resize_size, train_crop=train_crop, num_workers=num_workers,
+        decode=decode,
     )
 
 

@@ -37,8 +37,13 @@ class Trainer:
     def __init__(self, state: RunState, data, schedule: LRSchedule, *, device: torch.device,
                  batch_size: int, eval_batch_size: int = 1024, criterion=None, amp: bool = False,
                  eval_every: int = 1, max_epochs: int | None = None, callbacks: Sequence[EpochCallback] = (),
-                 batch_callbacks: Sequence[BatchCallback] = (), progress_bar: bool = False):
+                 batch_callbacks: Sequence[BatchCallback] = (), progress_bar: bool = False,
+                 reference_batch_size: int | None = None, memory_format=torch.contiguous_format, forward=None):
         self.state, self.data, self.schedule = state, data, schedule
+        # Speed settings (train/speed.py): the reference pass's batch (None = eval_batch_size; halved on CUDA
+        # out-of-memory), NHWC inputs for channels-last models, and a (compiled) callable to run the model.
+        self.reference_batch_size, self.memory_format = reference_batch_size, memory_format
+        self._forward = forward
         self.device, self.batch_size, self.eval_batch_size = device, batch_size, eval_batch_size
         self.criterion = criterion if criterion is not None else CrossEntropy()
         self.amp, self.eval_every = amp, max(1, eval_every)
@@ -46,22 +51,47 @@ class Trainer:
         self.callbacks, self.batch_callbacks = list(callbacks), list(batch_callbacks)
         self.last_test = (float("nan"), float("nan"))
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's logits for ``x`` (through the compiled model when ``compile=true``)."""
+        x = x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x
+        return (self._forward or self.state.model)(x)
+
     def autocast(self):
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp)
 
     @torch.no_grad()
     def evaluate(self, split: str) -> tuple[float, float]:
-        """Mean loss and accuracy (%) on the un-augmented ``reference`` or ``test`` split, in eval mode."""
+        """Mean loss and accuracy (%) on the un-augmented ``reference`` or ``test`` split, in eval mode.
+
+        Sums stay on the device until the end (one synchronisation per call); the reference pass uses
+        ``reference_batch_size``, halved and retried when CUDA runs out of memory.
+        """
+        size = (self.reference_batch_size if split == "reference" else None) or self.eval_batch_size
+        while True:
+            try:
+                return self._evaluate(split, size)
+            except torch.cuda.OutOfMemoryError:
+                if size <= 1:
+                    raise
+                size = max(1, size // 2)
+                torch.cuda.empty_cache()
+                log.warning("%s evaluation ran out of GPU memory; retrying with batches of %d", split, size)
+                if split == "reference":
+                    self.reference_batch_size = size
+
+    def _evaluate(self, split: str, batch_size: int) -> tuple[float, float]:
         model = self.state.model
         model.eval()
-        loss_sum, correct, n = 0.0, 0, 0
-        for xb, yb in self.data.eval_batches(split, self.eval_batch_size):
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        n = 0
+        for xb, yb in self.data.eval_batches(split, batch_size):
             with self.autocast():
-                logits = model(xb)
-            loss_sum += self.criterion.per_sample(logits, yb).sum().item()
-            correct += (logits.argmax(1) == yb).sum().item()
+                logits = self.forward(xb)
+            loss_sum += self.criterion.per_sample(logits, yb).sum()
+            correct += (logits.argmax(1) == yb).sum()
             n += len(yb)
-        return loss_sum / max(1, n), 100.0 * correct / max(1, n)
+        return loss_sum.item() / max(1, n), 100.0 * correct.item() / max(1, n)
 
     def batches(self, n: int) -> list[slice]:
         """Batch slices over n samples; a final batch of one sample joins the previous one (BatchNorm).
@@ -97,17 +127,22 @@ class Trainer:
         losses = []
         for batch in self.data.train_batches(rest_idx, self.batches(len(rest_idx)), self.state.augment_gen):
             with self.autocast():
-                losses.append(self.criterion.per_sample(model(batch.x), batch.y, batch.idx))
+                losses.append(self.criterion.per_sample(self.forward(batch.x), batch.y, batch.idx))
         model.train()
         self.state.selection_fwd += len(rest_idx)
         return rest_idx, torch.cat(losses) if losses else torch.empty(0, device=self.device)
 
     def train_epoch(self, indices: torch.Tensor, weights: torch.Tensor, bar=None):
-        """One pass over ``indices`` (shuffled, cut to the budget); returns trained indices and their losses."""
+        """One pass over ``indices`` (shuffled, cut to the budget); returns trained indices and their losses.
+
+        Nothing in the loop waits for the device: the weighted loss is summed on the device and read once
+        at the end, and the progress bar counts on the host.
+        """
         st, crit = self.state, self.criterion
         st.model.train()
         in_batch = hasattr(st.policy, "select_in_batch")
-        seen, losses, weighted_sum = [], [], 0.0
+        seen, losses = [], []
+        weighted_sum = torch.zeros((), dtype=torch.float32, device=self.device)
         for batch in self.data.train_batches(indices, self.batches(len(indices)), st.augment_gen,
                                              strong=crit.needs_strong_view):
             if in_batch:
@@ -119,10 +154,10 @@ class Trainer:
             self.schedule.apply(st.optimizer, st.budget.progress)
             with self.autocast():
                 if batch.x_strong is not None:
-                    both = st.model(torch.cat([batch.x, batch.x_strong]))
+                    both = self.forward(torch.cat([batch.x, batch.x_strong]))
                     logits, logits_strong = both[: len(batch.idx)], both[len(batch.idx):]
                 else:
-                    logits, logits_strong = st.model(batch.x), None
+                    logits, logits_strong = self.forward(batch.x), None
             loss_vec = crit.per_sample(logits, batch.y, batch.idx, logits_strong)
             loss = (loss_vec * weights[batch.idx]).mean() + crit.batch_term(logits, batch.y, batch.idx)
             st.optimizer.zero_grad(set_to_none=True)
@@ -133,7 +168,7 @@ class Trainer:
             st.budget.spend(len(batch.idx))
             seen.append(batch.idx)
             losses.append(loss_vec.detach())
-            weighted_sum += loss.item() * len(batch.idx)
+            weighted_sum += loss.detach().float() * len(batch.idx)
             for cb in self.batch_callbacks:
                 cb(st.epoch, batch.idx, logits.detach(), batch.y)
             if bar is not None:
@@ -142,7 +177,7 @@ class Trainer:
                 break
         seen_t = torch.cat(seen) if seen else indices[:0]
         loss_t = torch.cat(losses) if losses else torch.empty(0, device=self.device)
-        return seen_t, loss_t, weighted_sum / max(1, len(seen_t)), st.optimizer.param_groups[0]["lr"]
+        return seen_t, loss_t, weighted_sum.item() / max(1, len(seen_t)), st.optimizer.param_groups[0]["lr"]
 
     def run_epoch(self, bar=None) -> dict:
         """Select, train, score and evaluate one epoch; returns its metrics record."""
