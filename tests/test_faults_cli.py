@@ -112,6 +112,7 @@ def test_sweep_outlives_bad_cells_and_relaunch_skips_finished_ones(cli, tmp_path
     # The same grid again: finished cells are skipped (no new row), the bad ones fail again.
     rc, out = cli(args, tmp_path)
     assert rc == 1 and out.count("already completed") == 1 and out.count("already diverged") == 1, out[-3000:]
+    assert "training diverged at epoch 0 (loss nan): lower the learning rate (an earlier run" in out
     assert rows_of(tmp_path / "res" / "runs.csv") == rows
 
 

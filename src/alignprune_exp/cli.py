@@ -157,6 +157,9 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None, overr
     plan = resume_plan(cfg, rid, run_dir)
     if plan.done is not None:
         log.info("already %s in %s: skipped (resume=null runs it again)", plan.done["status"], plan.run_dir)
+        if plan.done["status"] == "diverged":
+            raise TrainingDiverged(plan.done.get("diverged_epoch"), plan.done.get("diverged_loss"),
+                                   f" (an earlier run, {plan.run_dir}; resume=null runs it again)")
         return plan.done
     if plan.run_dir != Path(run_dir):
         log.info("continuing the run in %s", plan.run_dir)
@@ -226,7 +229,8 @@ def _train(cfg: DictConfig, plan, rid: str, stop: StopSignals, choices: dict, ov
                 raise ConfigError(f"the run trained nothing in {result['epochs_run']} epochs (0 forward passes): "
                                   "check ratio, batch_size, max_epoch_factor and the pruner's settings")
         except TrainingDiverged as err:
-            summary = record(trainer.summarize(trainer.history, time.perf_counter() - t0), "diverged", str(err))
+            summary = record({**trainer.summarize(trainer.history, time.perf_counter() - t0),
+                              "diverged_epoch": err.epoch, "diverged_loss": str(err.loss)}, "diverged", str(err))
             raise
         except RunInterrupted as err:
             where = (f"checkpoint {ckpt.path} (epoch {ckpt.saved_epoch})" if ckpt.saved_epoch

@@ -16,12 +16,12 @@ class ConfigError(AlignPruneError):
 class TrainingDiverged(AlignPruneError):
     """The training loss became non-finite; the run stops with status ``diverged``."""
 
-    def __init__(self, epoch: int, loss: float):
-        super().__init__(f"training diverged at epoch {epoch} (loss {loss}): lower the learning rate")
-        self.epoch, self.loss = epoch, loss
+    def __init__(self, epoch: int, loss: float, note: str = ""):
+        super().__init__(f"training diverged at epoch {epoch} (loss {loss}): lower the learning rate{note}")
+        self.epoch, self.loss, self.note = epoch, loss, note
 
-    def __reduce__(self):  # picklable across joblib workers despite the two-argument constructor
-        return (type(self), (self.epoch, self.loss))
+    def __reduce__(self):  # picklable across joblib workers despite the multi-argument constructor
+        return (type(self), (self.epoch, self.loss, self.note))
 
 
 class ResultsWriteError(AlignPruneError):

@@ -13,7 +13,6 @@ import io
 import json
 import logging
 import math
-import os
 from pathlib import Path
 
 from .durable import append_checked, atomic_write_bytes
