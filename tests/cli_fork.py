@@ -48,6 +48,7 @@ class ForkedCLI:
         log_path = Path(cwd) / f".cli_{self.n}.log"
         proc = self.ctx.Process(target=_child, args=(list(args), str(cwd), dict(env or {}), str(log_path)))
         proc.start()
+        self.proc = proc  # for a caller that signals it from another thread
         proc.join(timeout)
         if proc.exitcode is None:
             proc.kill()
