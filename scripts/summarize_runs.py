@@ -2,6 +2,10 @@
 """Print the result rows of runs.csv as a table: accuracy, achieved pruning ratio, noise-detection AUROC.
 
     python scripts/summarize_runs.py results/runs.csv --experiment demo_digits --last 2
+    python scripts/summarize_runs.py results/            # every runs*.csv in the folder (all machines)
+    python scripts/summarize_runs.py --rebuild results/  # regenerate runs.csv from the run folders
+
+Unreadable rows (torn by a crash or a full disk) are skipped and reported on stderr.
 """
 
 from __future__ import annotations
@@ -12,25 +16,48 @@ from pathlib import Path
 
 import pandas as pd
 
+from alignprune_exp.results_read import load_results, rebuild_index, report
+
 COLUMNS = {
     "pruner": "pruner", "noise": "noise", "ratio": "ratio", "seed": "seed",
     "final_test_acc": "test acc (%)", "achieved_ratio": "achieved ratio",
     "mean_score_noise_auroc": "score noise AUROC", "final_loss_noise_auroc": "final loss noise AUROC",
     "mean_kept_noisy_fraction": "noisy share kept", "epochs_run": "epochs", "wall_time_s": "time (s)",
+    "status": "status",
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs_csv", type=Path)
+    parser.add_argument("runs_csv", type=Path, nargs="?", help="a results file, or a folder of runs*.csv")
     parser.add_argument("--experiment", help="only rows of this experiment_name")
     parser.add_argument("--last", type=int, help="only the last N matching rows")
+    parser.add_argument("--rebuild", type=Path, metavar="DIR",
+                        help="regenerate DIR/runs.csv from the summary.json of every run folder under DIR")
     args = parser.parse_args(argv)
-    if not args.runs_csv.is_file():
+    if args.rebuild:
+        if not args.rebuild.is_dir():
+            print(f"error: {args.rebuild} is not a folder: give the results_dir of the runs", file=sys.stderr)
+            return 2
+        path, n = rebuild_index(args.rebuild)
+        print(f"rebuilt {path} from {n} run folder(s); the previous runs*.csv are kept as *.bak")
+        if args.runs_csv is None:
+            return 0
+    if args.runs_csv is None or not args.runs_csv.exists():
         print(f"error: {args.runs_csv} does not exist: run train.py first (it appends one row per run)",
               file=sys.stderr)
         return 2
-    rows = pd.read_csv(args.runs_csv)
+    try:
+        rows, problems = load_results(args.runs_csv)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    report(problems)
+    for col in COLUMNS:
+        if col not in rows:
+            rows[col] = ""
+    numeric = [c for c in COLUMNS if c not in ("pruner", "noise", "ratio", "seed", "status")]
+    rows[numeric] = rows[numeric].apply(pd.to_numeric, errors="coerce")
     if args.experiment:
         rows = rows[rows["experiment"] == args.experiment]
     if args.last:

@@ -42,8 +42,8 @@ def test_auroc_edge_cases():
     assert auroc(torch.tensor([0.9, 0.8, 0.2, 0.1]), pos) == 0.0
     assert auroc(torch.ones(4), pos) == 0.5
     assert math.isnan(auroc(torch.rand(4), torch.zeros(4, dtype=torch.bool)))
-    with pytest.raises(ValueError, match="NaN"):
-        auroc(torch.tensor([0.0, float("nan")]), torch.tensor([True, False]))
+    # NaN scores (a diverging run, which the trainer then stops with its own message): undefined, not a crash
+    assert math.isnan(auroc(torch.tensor([0.0, float("nan")]), torch.tensor([True, False])))
 
 
 def test_noise_auroc_direction():

@@ -11,15 +11,24 @@ import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .data.augment import BatchAugment
 from .data.splits import make_splits, subset_indices
 from .data.strong_augment import strong_augment_for
 from .config_path import config_dir
-from .errors import AlignPruneError
+from . import faultinject
+from .code_version import code_version
+from .errors import (EXIT_DIVERGED, EXIT_INPUT, EXIT_INTERRUPTED, AlignPruneError, ConfigError, RunInterrupted,
+                     TrainingDiverged)
 from .reference import ReferenceContext
 from .results import RunRecorder, append_result_row
+from .resume import FINAL_STATUSES, run_id, write_index
+from .resume import plan as resume_plan
+from .stop_signals import STOP, StopSignals
+from .train.checkpoint import Checkpointer
+from .validation import check_writable, validate_config
 from .snapshots import SnapshotRecorder
 from .train.budget import ForwardBudget
 from .train.dynamics import record_dynamics
@@ -148,35 +157,111 @@ def build_trainer(cfg: DictConfig, callbacks=()) -> tuple[Trainer, dict]:
 
 
 def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None, overrides: str = "") -> dict:
-    """Train one configured run, writing its records into ``run_dir`` and a row into ``runs.csv``."""
-    run_dir, choices = Path(run_dir), dict(choices or {})
-    t0 = time.perf_counter()
+    """Train one configured run, writing its records into ``run_dir`` and a row into ``runs.csv``.
+
+    Bad settings and an unwritable ``results_dir`` fail before any data loads. With ``resume=auto`` (or
+    ``resume=<run_dir>``) the run continues in the folder of its latest checkpoint, or returns the summary
+    of a run of the same config that already finished.
+    """
+    validate_config(cfg)
+    check_writable(cfg.results_dir)
+    rid = run_id(cfg)
+    plan = resume_plan(cfg, rid, run_dir)
+    if plan.done is not None:
+        log.info("already %s in %s: skipped (resume=null runs it again)", plan.done["status"], plan.run_dir)
+        if plan.done["status"] == "diverged":
+            raise TrainingDiverged(plan.done.get("diverged_epoch"), plan.done.get("diverged_loss"),
+                                   f" (an earlier run, {plan.run_dir}; resume=null runs it again)")
+        return plan.done
+    if plan.run_dir != Path(run_dir):
+        log.info("continuing the run in %s", plan.run_dir)
+    with StopSignals(cfg.get("stop_grace_s", 20)) as stop:
+        stop.raise_if_requested()
+        return _train(cfg, plan, rid, stop, dict(choices or {}), overrides)
+
+
+def _train(cfg: DictConfig, plan, rid: str, stop: StopSignals, choices: dict, overrides: str) -> dict:
+    run_dir, t0 = plan.run_dir, time.perf_counter()
     recorder = RunRecorder(run_dir)
+    write_index(cfg.results_dir, rid, run_dir, "running")
     trainer, info = build_trainer(cfg)
+    if trainer.state.budget.total == 0:
+        raise ConfigError(f"the forward-pass budget is 0 (ratio={cfg.ratio.value}, epochs={cfg.epochs}, "
+                          f"{info['n_train']} training images): nothing would train; lower the ratio")
     log.info("data: %s | %d train (%.1f%% noisy), %d reference, %d test (%s)", info["dataset_source"],
              info["n_train"], 100 * info["noise_rate"], info["n_reference"], info["n_test"], info["test_split"])
     logger = instantiate(cfg.logger)
     trainer.callbacks += [recorder.log_epoch, logger]
+    parts = {}
     if cfg.get("snapshots", True):
-        trainer.callbacks.append(SnapshotRecorder(run_dir))
+        parts["snapshots"] = SnapshotRecorder(run_dir)
+        trainer.callbacks.append(parts["snapshots"])
     dynamics = record_dynamics(trainer, cfg)
+    if dynamics is not None:
+        parts["dynamics"] = dynamics
+    ckpt = Checkpointer(run_dir, trainer, rid, every=int(cfg.get("checkpoint_every", 1)), parts=parts)
+    if plan.resume_from is not None:
+        ckpt.restore()
+    else:
+        (run_dir / "snapshots.npz").unlink(missing_ok=True)
+    recorder.rewrite_metrics(trainer.history)
     tags = [f"{g}={choices[g]}" for g in GROUPS if choices.get(g)]
     name = "_".join(str(choices.get(g, "")) for g in ("dataset", "noise", "pruner", "ratio")) + f"_s{cfg.seed}"
     logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True), name, tags)
+    if hasattr(logger, "resume"):
+        logger.resume(trainer.history)
+
+    def stop_at_epoch_end(_history):
+        if STOP.requested:
+            if ckpt.saved_epoch != trainer.state.epoch:
+                ckpt.save()
+            raise RunInterrupted(STOP.signal_name)
+
+    trainer.epoch_end_hooks += [ckpt.on_epoch_end, stop_at_epoch_end]
+    trainer.batch_callbacks.append(stop.check_batch)
+    faultinject.install(trainer)
+    base = {**{g: choices.get(g) for g in GROUPS}, **info, "experiment": cfg.get("experiment_name"),
+            "seed": int(cfg.seed), "target_ratio": float(cfg.ratio.value), "epochs": int(cfg.epochs),
+            "input_shape": list(info["input_shape"]), "overrides": overrides, "run_dir": str(run_dir),
+            "run_id": rid, "code_version": code_version()}
+
+    def record(result: dict, status: str, error: str | None = None) -> dict:
+        summary = {**base, **result, "status": status, "error": error,
+                   "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"), "total_time_s": time.perf_counter() - t0}
+        recorder.write_summary(summary)
+        if status in FINAL_STATUSES:
+            faultinject.kill_point("after_summary")
+            append_result_row(cfg.results_dir, summary, filename=str(cfg.get("results_file") or "runs.csv"))
+            faultinject.kill_point("after_row")
+        write_index(cfg.results_dir, rid, run_dir, status)
+        return summary
+
     summary, exit_code = None, 1
     try:
-        result = trainer.fit()
+        try:
+            result = trainer.fit()
+            if result["train_fwd"] == 0:
+                raise ConfigError(f"the run trained nothing in {result['epochs_run']} epochs (0 forward passes): "
+                                  "check ratio, batch_size, max_epoch_factor and the pruner's settings")
+        except TrainingDiverged as err:
+            summary = record({**trainer.summarize(trainer.history, time.perf_counter() - t0),
+                              "diverged_epoch": err.epoch, "diverged_loss": str(err.loss)}, "diverged", str(err))
+            raise
+        except RunInterrupted as err:
+            where = (f"checkpoint {ckpt.path} (epoch {ckpt.saved_epoch})" if ckpt.saved_epoch
+                     else "no checkpoint yet, so it starts over")
+            raise RunInterrupted(f"stopped by {err} at epoch {trainer.state.epoch}: {where}; run the same command "
+                                 f"with resume=auto (or resume={run_dir}) to continue") from None
+        except Exception as err:
+            record(trainer.summarize(trainer.history, time.perf_counter() - t0), "failed",
+                   " ".join(str(err).split())[:500])
+            raise
         if cfg.checkpoint:
             trainer.state.save(run_dir / "state.pt")
         if dynamics is not None:
             dynamics.save(run_dir / "dynamics.pt", trainer.state.epoch)
-        summary = {**{g: choices.get(g) for g in GROUPS}, **info, **result,
-                   "experiment": cfg.get("experiment_name"), "seed": int(cfg.seed),
-                   "target_ratio": float(cfg.ratio.value), "epochs": int(cfg.epochs),
-                   "input_shape": list(info["input_shape"]), "overrides": overrides, "run_dir": str(run_dir),
-                   "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"), "total_time_s": time.perf_counter() - t0}
-        recorder.write_summary(summary)
-        append_result_row(cfg.results_dir, summary)
+        summary = record(result, "completed")
+        ckpt.remove()
         exit_code = 0
     finally:
         logger.finish(summary, exit_code)
@@ -188,14 +273,31 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None, overr
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float:
-    """Hydra entry point; known input errors become one line on stderr and exit status 2."""
+    """Hydra entry point; known errors become one line on stderr and a distinct exit status.
+
+    In a sweep a failing cell raises instead of exiting, so the launcher runs every other cell and the
+    ``cells`` sweeper reports the failures at the end.
+    """
     hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
     try:
-        summary = run(cfg, hc.runtime.output_dir, dict(hc.runtime.choices),
-                      overrides=",".join(hc.overrides.task))
+        summary = run(cfg, hc.runtime.output_dir, dict(hc.runtime.choices), overrides=",".join(hc.overrides.task))
+    except RunInterrupted as err:
+        log.warning("%s", err)
+        if multirun:
+            raise
+        print(f"stopped: {err}", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
     except AlignPruneError as err:
+        log.error("error: %s", err)
+        if multirun:
+            raise
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_DIVERGED if isinstance(err, TrainingDiverged) else EXIT_INPUT)
+    except Exception:
+        if multirun:
+            log.exception("this cell failed")
+        raise
     return float(summary["final_test_acc"])
 
 

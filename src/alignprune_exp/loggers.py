@@ -30,6 +30,13 @@ class CSVLogger:
                 writer.writeheader()
             writer.writerow(record)
 
+    def resume(self, history: list[dict]) -> None:
+        """Rewrite ``metrics.csv`` with exactly these records (a resumed run drops epochs after its checkpoint)."""
+        self.fields = None
+        self.path.unlink(missing_ok=True)
+        for record in history:
+            self(record, {})
+
     def finish(self, summary: dict | None, exit_code: int) -> None:
         pass
 
@@ -42,7 +49,7 @@ class WandbLogger:
     """
 
     def __init__(self, project: str = "alignprune-exp", entity: str | None = None, mode: str = "offline",
-                 group: str | None = None, job_type: str = "train", init_timeout: float = 30,
+                 group: str | None = None, job_type: str = "train", init_timeout: float = 10,
                  histogram_every: int = 5):
         self.project, self.entity, self.mode, self.group = project, entity, mode, group
         self.job_type, self.init_timeout, self.histogram_every = job_type, init_timeout, histogram_every
@@ -73,6 +80,11 @@ class WandbLogger:
                 if mask.any():
                     payload[f"hist/score_{part}"] = wandb.Histogram(scores[mask].numpy())
         self.run.log(payload, step=epoch)
+
+    def resume(self, history: list[dict]) -> None:
+        """A resumed run logs to a new W&B run from its checkpoint's epoch on (earlier epochs are re-logged)."""
+        for record in history:
+            self(record, {})
 
     def finish(self, summary: dict | None, exit_code: int) -> None:
         if self.run is None:

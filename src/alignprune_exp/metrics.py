@@ -18,7 +18,7 @@ def auroc(
         mask: optional [n] bool restricting the samples compared (e.g. observed ones).
 
     Returns:
-        AUROC in [0, 1]; NaN only if one class is empty.
+        AUROC in [0, 1]; NaN if one class is empty or a score is NaN (a diverged run, stopped by the trainer).
     """
     scores = scores.detach().reshape(-1).double()
     positives = positives.reshape(-1).to(scores.device, torch.bool)
@@ -28,7 +28,7 @@ def auroc(
         keep = mask.reshape(-1).to(scores.device, torch.bool)
         scores, positives = scores[keep], positives[keep]
     if torch.isnan(scores).any():
-        raise ValueError("scores contain NaN: AUROC is undefined")
+        return float("nan")
     n_pos = int(positives.sum())
     n_neg = positives.numel() - n_pos
     if n_pos == 0 or n_neg == 0:

@@ -1,7 +1,8 @@
 """Run records: per-epoch ``metrics.jsonl``, ``summary.json``, and one row per run in ``runs.csv``.
 
-Rows are appended under an exclusive file lock with a single ``write`` of a complete line, so
-concurrent multirun jobs never interleave and a killed job never leaves half a row.
+Rows are appended under an exclusive file lock, checked to be written whole (a failed append is rolled
+back and raised), once per ``run_id``; ``summary.json`` in the run folder is the record runs.csv can be
+rebuilt from (``results_read.rebuild_index``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import io
 import json
 import logging
 import math
-import os
 from pathlib import Path
+
+from .durable import append_checked, atomic_write_bytes
+from .errors import ResultsWriteError
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +25,7 @@ RESULT_COLUMNS = [
     "target_ratio", "achieved_ratio", "final_test_acc", "best_test_acc", "epochs", "epochs_run",
     "noise_rate", "mean_score_noise_auroc", "final_score_noise_auroc", "final_loss_noise_auroc", "mean_kept_noisy_fraction",
     "avg_pruned_fraction", "train_fwd", "reference_fwd", "n_train", "n_reference", "n_test", "test_split",
-    "wall_time_s", "device", "overrides", "run_dir",
+    "wall_time_s", "device", "overrides", "run_dir", "status", "code_version", "run_id",
 ]
 
 
@@ -53,11 +56,22 @@ class RunRecorder:
         return write_json_atomic(self.run_dir / "summary.json", summary)
 
 
+    def rewrite_metrics(self, history: list[dict]) -> None:
+        """Replace ``metrics.jsonl`` by exactly these records (on resume: drop epochs after the checkpoint)."""
+        text = "".join(json.dumps({k: _clean(v) for k, v in r.items()}) + "\n" for r in history)
+        atomic_write_bytes(self.metrics_path, text.encode("utf-8"))
+
+
 def write_json_atomic(path: Path, payload: dict) -> Path:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps({k: _clean(v) for k, v in payload.items()}, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
+    text = json.dumps({k: _clean(v) for k, v in payload.items()}, indent=2, sort_keys=True) + "\n"
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _has_run_id(path: Path, run_id: str) -> bool:
+    if not path.exists():
+        return False
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        return any(r.get("run_id") == run_id for r in csv.DictReader(f))
 
 
 def _csv_line(values: list) -> str:
@@ -70,7 +84,11 @@ def append_result_row(results_dir: str | Path, row: dict, filename: str = "runs.
     """Append ``row`` (keys from RESULT_COLUMNS) to ``results_dir/runs.csv``, safely under concurrency.
 
     A file whose header differs (an older column set) is left untouched and the row goes to
-    ``runs.<n>.csv`` instead, so results already written are never rewritten or lost.
+    ``runs.<n>.csv`` instead, so results already written are never rewritten or lost. A row whose
+    ``run_id`` is already in the file is not appended again (a resumed run that had written it).
+
+    Raises:
+        ResultsWriteError: the row could not be written whole (disk full, permissions); the file is unchanged.
     """
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -87,13 +105,16 @@ def append_result_row(results_dir: str | Path, row: dict, filename: str = "runs.
                     break
             path = results_dir / f"{Path(filename).stem}.{n}.csv"
             n += 1
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if row.get("run_id") and _has_run_id(path, str(row["run_id"])):
+            log.info("%s already has the row of run %s; not appended again", path, row["run_id"])
+            return path
         try:
-            payload = (header if os.fstat(fd).st_size == 0 else "") + line
-            os.write(fd, payload.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            append_checked(path, line.encode("utf-8"), header.encode("utf-8"))
+        except OSError as err:
+            raise ResultsWriteError(
+                f"could not append the result row to {path} ({err.strerror or err}); the file is unchanged and "
+                f"the run's summary.json has the result: free space, then run "
+                f"scripts/summarize_runs.py --rebuild {results_dir}") from None
     if path.name != filename:
         log.warning("%s has a different column set; this row went to %s", results_dir / filename, path)
     return path

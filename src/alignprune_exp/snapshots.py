@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 
 
 class SnapshotRecorder:
@@ -36,6 +37,22 @@ class SnapshotRecorder:
         if self.is_noisy is None:
             self.is_noisy = extras["is_noisy"].cpu().numpy()
         self.save()
+
+    def state_dict(self) -> dict:
+        return {"points": list(self.points), "epochs": list(self.epochs), "progress": list(self.progress),
+                "scores": [torch.from_numpy(a) for a in self.scores], "losses": [torch.from_numpy(a) for a in self.losses],
+                "is_noisy": None if self.is_noisy is None else torch.from_numpy(self.is_noisy)}
+
+    def load_state_dict(self, sd: dict) -> None:
+        """Restore from a checkpoint and rewrite the file to match it (later snapshots are dropped)."""
+        self.points, self.epochs, self.progress = list(sd["points"]), list(sd["epochs"]), list(sd["progress"])
+        self.scores = [t.numpy() for t in sd["scores"]]
+        self.losses = [t.numpy() for t in sd["losses"]]
+        self.is_noisy = None if sd["is_noisy"] is None else sd["is_noisy"].numpy()
+        if self.epochs:
+            self.save()
+        else:
+            self.path.unlink(missing_ok=True)
 
     def save(self) -> None:
         """Rewrite the file atomically with every snapshot so far."""

@@ -52,6 +52,7 @@ METRIC_NAMES = {"final_test_acc": "Final test accuracy (%)", "best_test_acc": "B
 
 # Overrides that place a run in a cell (or only say where/how it ran) rather than change what it computes.
 CELL_KEYS = {"dataset", "noise", "ratio", "seed", "pruner", "experiment", "profile", "data_dir", "results_dir",
+             "resume", "checkpoint_every", "stop_grace_s", "results_file",
              "device", "progress_bar", "num_threads", "logger", "eval_every", "eval_batch_size", "snapshots",
              "checkpoint", "amp", "warmup.cache_dir", "model", "epochs", "train_subset", "test_split",
              "holdout_size", "experiment_name"}
@@ -83,20 +84,26 @@ def _split_overrides(text: str) -> tuple[str, str]:
 
 
 def load_runs(results_dir: str | Path) -> pd.DataFrame:
-    """Every row of ``results_dir/runs*.csv`` (all column sets), with ``variant`` and ``setting`` columns.
+    """Every readable row of ``results_dir/runs*.csv`` (all column sets, every machine's file), with ``variant``
+    and ``setting`` columns. Unreadable rows and runs that did not complete (``status`` diverged) are left
+    out and noted in ``rows.attrs["problems"]``.
 
     Reruns of the same cell and seed in the same setting keep only the latest row (by timestamp), so a
     repeated job never counts twice.
     """
-    paths = sorted(Path(results_dir).glob("runs*.csv"))
-    if not paths:
-        raise FileNotFoundError(f"no runs*.csv in {results_dir}: run train.py with results_dir={results_dir} first")
-    frames = [pd.read_csv(p, dtype=str, keep_default_na=False) for p in paths]
-    rows = pd.concat(frames, ignore_index=True, sort=False).fillna("")
+    from .results_read import load_results, report
+
+    rows, problems = load_results(results_dir)
     for col in ("experiment", "dataset", "model", "epochs", "n_train", "n_test", "test_split", "noise", "pruner",
-                "ratio", "seed", "target_ratio", "overrides", "timestamp", "run_dir"):
+                "ratio", "seed", "target_ratio", "overrides", "timestamp", "run_dir", "status"):
         if col not in rows:
             rows[col] = ""
+    unfinished = ~rows["status"].isin(["", "completed"])
+    if unfinished.any():
+        problems.append(f"{int(unfinished.sum())} row(s) of runs that did not complete (status "
+                        f"{', '.join(sorted(set(rows.loc[unfinished, 'status'])))}) left out")
+    rows = rows[~unfinished].copy()
+    report(problems)
     split = rows["overrides"].map(_split_overrides)
     rows["variant"] = split.map(lambda t: t[0])
     rows["setting_extra"] = split.map(lambda t: t[1])
@@ -104,7 +111,9 @@ def load_runs(results_dir: str | Path) -> pd.DataFrame:
     rows["setting"] = rows.apply(setting_label, axis=1)
     rows = rows.sort_values(["timestamp", "run_dir"], kind="stable")
     rows = rows.drop_duplicates(["setting", "method", "ratio", "noise", "seed"], keep="last")
-    return rows.reset_index(drop=True)
+    rows = rows.reset_index(drop=True)
+    rows.attrs["problems"] = problems
+    return rows
 
 
 def setting_label(row) -> str:

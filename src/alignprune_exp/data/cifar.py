@@ -226,8 +226,9 @@ def _npy(path: Path) -> np.ndarray:
             f"refusing to load {path}: not a plain numeric .npy array ({' '.join(str(exc).split())}); "
             "save it with np.save from a numeric array"
         ) from None
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc}; save it with np.save from a numeric array") from None
+    except (OSError, EOFError) as exc:  # an empty or truncated file raises EOFError
+        raise DataError(f"cannot read {path}: {exc or type(exc).__name__} (empty or truncated?); save it with "
+                        "np.save from a numeric array") from None
 
 
 def _labels_npy(path: Path) -> np.ndarray:

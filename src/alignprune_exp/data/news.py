@@ -105,3 +105,6 @@ def _npy(path: Path) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     except ValueError:
         raise DataError(f"refusing to load {path}: not a plain numeric .npy array; save it with np.save") from None
+    except (OSError, EOFError) as exc:  # an empty or truncated file raises EOFError
+        raise DataError(f"cannot read {path}: {exc or type(exc).__name__} (empty or truncated?); save it with "
+                        "np.save") from None

@@ -47,6 +47,9 @@ def make_splits(num_images: int, *, reference, test_split: str, holdout_size: in
     order = rng.permutation(num_images)
     if test_split == "holdout":
         n_test = resolve_count(holdout_size, num_images, "holdout_size")
+        if n_test >= num_images:
+            raise ConfigError(f"holdout_size={holdout_size} holds out {n_test} of the {num_images} training images, "
+                              "leaving none to train on: lower holdout_size (a count or a fraction such as 0.1)")
         holdout, order = np.sort(order[:n_test]), order[n_test:]
     elif test_split == "official":
         if official_test_size is None:
@@ -57,8 +60,9 @@ def make_splits(num_images: int, *, reference, test_split: str, holdout_size: in
         raise ConfigError(f"test_split={test_split!r} is not one of: official, holdout")
     n_ref = reference.resolve_size(n_test)
     if n_ref >= len(order):
-        raise ConfigError(f"reference set of {n_ref} images leaves no training images out of {len(order)}: "
-                          "lower reference.size / reference.fraction")
+        held = f" after the holdout test set of {n_test}" if test_split == "holdout" else ""
+        raise ConfigError(f"reference set of {n_ref} images leaves no training images out of {len(order)}{held}: "
+                          "lower reference.size / reference.fraction" + (" or holdout_size" if held else ""))
     ref = np.asarray(reference.select(order, n_ref, context), dtype=np.int64)
     rest = np.setdiff1d(order, ref)
     if len(np.unique(ref)) != n_ref or len(rest) != len(order) - n_ref:

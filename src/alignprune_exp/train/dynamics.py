@@ -22,6 +22,15 @@ class DynamicsRecorder(WarmupRecorder):
         super().__init__(labels, epochs)
         self.labels = labels
 
+    def state_dict(self) -> dict:
+        """What a resumed run needs to keep recording where it stopped (a checkpoint part)."""
+        return {"probs": self.probs, "forgetting": self.forgetting, "last_correct": self.last_correct,
+                "ever_learned": self.ever_learned}
+
+    def load_state_dict(self, sd: dict) -> None:
+        for key, value in sd.items():
+            getattr(self, key).copy_(value)
+
     def save(self, path: Path, epochs_run: int) -> None:
         torch.save({"probs": self.probs[:epochs_run].cpu(), "labels": self.labels.long().cpu(),
                     "forgetting": self.forgetting.cpu()}, path)

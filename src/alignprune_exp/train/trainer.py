@@ -11,6 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import metrics
+from ..errors import TrainingDiverged
 from ..losses import CrossEntropy
 from ..models import features_and_logits
 from .schedule import LRSchedule
@@ -50,6 +51,8 @@ class Trainer:
         self.max_epochs, self.progress_bar = max_epochs, progress_bar
         self.callbacks, self.batch_callbacks = list(callbacks), list(batch_callbacks)
         self.last_test = (float("nan"), float("nan"))
+        self.history: list[dict] = []  # epoch records so far (restored with a checkpoint)
+        self.epoch_end_hooks: list[Callable[[list[dict]], None]] = []  # after each record: checkpoints, stops
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The model's logits for ``x`` (through the compiled model when ``compile=true``)."""
@@ -238,9 +241,13 @@ class Trainer:
         return rec
 
     def fit(self) -> dict:
-        """Train until the budget is spent; returns the run's summary figures."""
+        """Train until the budget is spent; returns the run's summary figures.
+
+        Continues from ``self.history`` (a restored checkpoint). Raises TrainingDiverged when an epoch's
+        training loss is not finite.
+        """
         st, t0 = self.state, time.perf_counter()
-        history: list[dict] = []
+        history = self.history
         with tqdm(total=st.budget.total, initial=st.budget.spent, unit="fwd", unit_scale=True,
                   disable=not self.progress_bar, mininterval=1.0, leave=False) as bar:
             while not st.budget.exhausted:
@@ -250,11 +257,16 @@ class Trainer:
                     break
                 rec = self.run_epoch(bar)
                 history.append(rec)
+                bad = [v for v in (rec["train/weighted_loss"], rec["train/loss"]) if not math.isfinite(v)]
+                if bad and rec["prune/kept_fraction"] > 0:
+                    raise TrainingDiverged(rec["epoch"], bad[0])
                 bar.set_postfix(epoch=rec["epoch"], acc=f"{rec['test/acc']:.1f}")
                 log.info("epoch %3d | kept %.3f | noisy kept %.3f | loss %.4f | test acc %.2f | "
                          "score AUROC %.3f | %.1fs", rec["epoch"], rec["prune/kept_fraction"],
                          rec["prune/kept_noisy_fraction"], rec["train/loss"], rec["test/acc"],
                          rec["score/noise_auroc"], rec["time/epoch_s"])
+                for hook in self.epoch_end_hooks:
+                    hook(history)
         return self.summarize(history, time.perf_counter() - t0)
 
     def summarize(self, history: list[dict], wall_time_s: float) -> dict:

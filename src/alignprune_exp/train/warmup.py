@@ -142,6 +142,9 @@ class _RunPrefix(LRSchedule):
     def factor(self, progress: float) -> float:
         return self.schedule.factor(min(1.0, progress * self.fraction))
 
+    def momentum(self, progress: float) -> float | None:
+        return self.schedule.momentum(min(1.0, progress * self.fraction))
+
 
 def warmup_schedule(cfg: DictConfig) -> LRSchedule:
     """The warm-up's learning-rate factor as a function of its own progress (``warmup.scheduler``).

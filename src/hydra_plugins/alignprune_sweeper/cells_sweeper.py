@@ -3,7 +3,8 @@
 Hydra's basic sweeper runs one cartesian product. A paper table is a union: every pruner x ratio, plus
 Full-training once per noise and seed at the full budget (``pruner=full ratio=r0``). And a grid names
 pruners of other issues: until an option file exists, its cells are skipped (and listed), never
-filled with anything else and never failing the sweep.
+filled with anything else and never failing the sweep. A cell that fails does not stop the others: at the
+end the sweep prints each failed cell with its one-line error and exits non-zero.
 
     hydra:
       sweeper:
@@ -16,12 +17,13 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.utils import JobReturn
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
@@ -119,6 +121,7 @@ class CellSweeper(Sweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         returns: List[Sequence[JobReturn]] = []
+        failures: List[JobReturn] = []
         initial_job_idx = 0
         while not self.is_done():
             batch = self.get_job_batch()
@@ -126,10 +129,13 @@ class CellSweeper(Sweeper):
             self.validate_batch_is_legal(batch)
             log.debug("validated %d job configs in %.2fs", len(batch), time.perf_counter() - tic)
             results = self.launcher.launch(batch, initial_job_idx=initial_job_idx)
-            for r in results:
-                _ = r.return_value  # raises if the job failed
+            failures += [r for r in results if r.status == JobStatus.FAILED]
             initial_job_idx += len(batch)
             returns.append(results)
+            if any(_interrupted(r) for r in failures):
+                break  # a stop signal: launch nothing more
+        if failures:
+            report_failures(failures, initial_job_idx, jobs)
         return returns
 
     def get_job_batch(self) -> List[List[str]]:
@@ -138,6 +144,36 @@ class CellSweeper(Sweeper):
 
     def is_done(self) -> bool:
         return self.batch_index >= len(self.overrides)
+
+
+def _interrupted(job: JobReturn) -> bool:
+    return type(job._return_value).__name__ == "RunInterrupted"
+
+
+def report_failures(failures: List[JobReturn], launched: int, jobs: List[List[str]]) -> None:
+    """Print which cells failed and why (one line each: job number, the overrides that tell it from most
+    other cells, the error), then exit non-zero: 3 if a stop signal ended the sweep (relaunch with
+    resume=auto), else 1."""
+    interrupted = any(_interrupted(r) for r in failures)
+    total = len(jobs)
+    counts: Dict[str, int] = {}
+    for job in jobs:
+        for o in job:
+            counts[o] = counts.get(o, 0) + 1
+    common = {o for o, n in counts.items() if n > total / 2} if total > 1 else set()
+    lines = [f"{len(failures)} of {total} cell(s) failed" + (
+        f" ({total - launched} not started: the sweep was stopped; relaunch it with resume=auto)"
+        if launched < total else "") + ":"]
+    for r in failures:
+        err = r._return_value
+        message = " ".join(str(err).split()) or type(err).__name__
+        if type(err).__module__ not in ("alignprune_exp.errors",):
+            message = f"{type(err).__name__}: {message} (traceback in the cell's log)"
+        own = [o for o in (r.overrides or []) if o not in common]
+        num = r.hydra_cfg.hydra.job.num if r.hydra_cfg is not None else "?"
+        lines.append(f"  #{num} {' '.join(own)}: {message}")
+    print("\n".join(lines), file=sys.stderr, flush=True)
+    sys.exit(3 if interrupted else 1)
 
 
 def _as_override_value(value: Any) -> str:

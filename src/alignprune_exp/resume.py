@@ -1,0 +1,89 @@
+"""Which folder a run writes to and whether it resumes: run ids, the run index, ``resume=auto|<run_dir>``.
+
+A run's id hashes its resolved config minus the keys that only say how to run it (``resume``,
+``checkpoint_every``, ...). ``results_dir/.run_index/<id>.json`` points at the folder of the latest run
+with that id and its status, so relaunching the same command (or grid) with ``resume=auto`` finds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from .durable import atomic_write_bytes
+from .errors import ConfigError
+
+# Keys that do not change what a run computes, left out of its id.
+NOT_IN_RUN_ID = ("resume", "checkpoint_every", "stop_grace_s", "progress_bar", "logger", "checkpoint",
+                 "results_file")
+FINAL_STATUSES = ("completed", "diverged")  # a relaunch with resume=auto skips these: they have their row
+
+
+def run_id(cfg: DictConfig) -> str:
+    """16 hex digits identifying what the run computes."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    for key in NOT_IN_RUN_ID:
+        config.pop(key, None)
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def index_path(results_dir: str | Path, rid: str) -> Path:
+    return Path(results_dir) / ".run_index" / f"{rid}.json"
+
+
+def write_index(results_dir: str | Path, rid: str, run_dir: str | Path, status: str) -> None:
+    path = index_path(results_dir, rid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, json.dumps({"run_id": rid, "run_dir": str(run_dir), "status": status}).encode())
+
+
+def read_index(results_dir: str | Path, rid: str) -> dict | None:
+    try:
+        return json.loads(index_path(results_dir, rid).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass
+class ResumePlan:
+    run_dir: Path
+    resume_from: Path | None = None   # checkpoint.pt to continue from
+    done: dict | None = None          # summary of a finished run (nothing to do)
+
+
+def plan(cfg: DictConfig, rid: str, default_run_dir: str | Path) -> ResumePlan:
+    """Where this run writes and what it continues from, following ``cfg.resume``."""
+    resume = cfg.get("resume")
+    if resume in (None, "", "never"):
+        return ResumePlan(Path(default_run_dir))
+    if resume == "auto":
+        entry = read_index(cfg.results_dir, rid)
+        if entry is None or not Path(entry["run_dir"]).is_dir():
+            return ResumePlan(Path(default_run_dir))
+        run_dir = Path(entry["run_dir"])
+    else:
+        run_dir = Path(str(resume))
+        if not (run_dir / "checkpoint.pt").is_file() and not (run_dir / "summary.json").is_file():
+            raise ConfigError(f"resume={resume}: no checkpoint.pt or summary.json in that folder; give a run folder "
+                              "of an interrupted run, or resume=auto")
+    summary = _read_summary(run_dir)
+    if resume != "auto" and summary and summary.get("run_id") not in (None, rid):
+        raise ConfigError(f"resume={resume} was run with another config (run id {summary.get('run_id')}, this one "
+                          f"{rid}): resume it with its own overrides")
+    entry = read_index(cfg.results_dir, rid)
+    finished = entry is not None and entry["status"] in FINAL_STATUSES and Path(entry["run_dir"]) == run_dir
+    if finished and summary and summary.get("run_id") == rid:  # the index is marked after the row is written
+        return ResumePlan(run_dir, done=summary)
+    ckpt = run_dir / "checkpoint.pt"
+    return ResumePlan(run_dir, resume_from=ckpt if ckpt.is_file() else None)
+
+
+def _read_summary(run_dir: Path) -> dict | None:
+    try:
+        return json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
