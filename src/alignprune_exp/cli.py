@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -13,10 +14,11 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from . import distributed
 from .data.augment import BatchAugment
 from .data.splits import make_splits, subset_indices
 from .data.strong_augment import strong_augment_for
-from .errors import AlignPruneError
+from .errors import AlignPruneError, ConfigError
 from .reference import ReferenceContext
 from .results import RunRecorder, append_result_row
 from .snapshots import SnapshotRecorder
@@ -110,12 +112,16 @@ def build_trainer(cfg: DictConfig, callbacks=()) -> tuple[Trainer, dict]:
     """Build data, model, optimizer, scorer, policy and budget from the config into a ready Trainer."""
     if cfg.num_threads:
         torch.set_num_threads(int(cfg.num_threads))
-    device = resolve_device(str(cfg.device))
+    dist = distributed.current()
+    device = distributed.device_for(dist, resolve_device(str(cfg.device)))
     seed_everything(int(cfg.seed))
     data, info = build_data(cfg, device)
     model = instantiate(cfg.model, num_classes=info["num_classes"], input_shape=info["input_shape"]).to(device)
     n = info["n_train"]
     criterion = instantiate(cfg.loss, num_samples=n, num_classes=info["num_classes"]).to(device)
+    if dist.active and getattr(criterion, "per_sample_parameters", False):
+        raise ConfigError(f"loss={cfg.loss._target_.rsplit('.', 1)[-1]} keeps per-sample parameters that "
+                          "only one process can update: run it with a single process")
     state = RunState(
         model=model, optimizer=instantiate(cfg.optimizer)(model),
         scorer=instantiate(cfg.pruner.scorer, num_samples=n).to(device),
@@ -130,7 +136,8 @@ def build_trainer(cfg: DictConfig, callbacks=()) -> tuple[Trainer, dict]:
                       batch_size=int(cfg.batch_size), eval_batch_size=int(cfg.eval_batch_size),
                       criterion=criterion, amp=amp, eval_every=int(cfg.eval_every),
                       max_epochs=int(np.ceil(cfg.epochs * cfg.max_epoch_factor)),
-                      callbacks=list(callbacks), progress_bar=bool(cfg.progress_bar))
+                      callbacks=list(callbacks), progress_bar=bool(cfg.progress_bar),
+                      dist=dist, check_ranks=bool(cfg.get("dist_check", False)))
     info["device"] = str(device)
     return trainer, info
 
@@ -139,10 +146,21 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None, overr
     """Train one configured run, writing its records into ``run_dir`` and a row into ``runs.csv``."""
     run_dir, choices = Path(run_dir), dict(choices or {})
     t0 = time.perf_counter()
+    dist = distributed.current()
+    dist.agree("the resolved config", OmegaConf.to_yaml(cfg, resolve=True))
+    if not dist.is_main:  # ranks > 0 train and score, rank 0 alone records
+        trainer, info = build_trainer(cfg)
+        trainer.fit()
+        if cfg.checkpoint:
+            dist.gather_objects(None)  # rank 0 saves the checkpoint: keep in step with it
+        return {}
     recorder = RunRecorder(run_dir)
     trainer, info = build_trainer(cfg)
     log.info("data: %s | %d train (%.1f%% noisy), %d reference, %d test (%s)", info["dataset_source"],
              info["n_train"], 100 * info["noise_rate"], info["n_reference"], info["n_test"], info["test_split"])
+    if dist.active:
+        log.info("data parallel: %d ranks, global batch %d (%d per rank)", dist.world_size, int(cfg.batch_size),
+                 int(cfg.batch_size) // dist.world_size)
     logger = instantiate(cfg.logger)
     trainer.callbacks += [recorder.log_epoch, logger]
     if cfg.get("snapshots", True):
@@ -155,6 +173,7 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None, overr
         result = trainer.fit()
         if cfg.checkpoint:
             trainer.state.save(run_dir / "state.pt")
+            dist.gather_objects(None)
         summary = {**{g: choices.get(g) for g in GROUPS}, **info, **result,
                    "experiment": cfg.get("experiment_name"), "seed": int(cfg.seed),
                    "target_ratio": float(cfg.ratio.value), "epochs": int(cfg.epochs),
@@ -172,16 +191,44 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None, overr
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def main(cfg: DictConfig) -> float:
-    """Hydra entry point; known input errors become one line on stderr and exit status 2."""
+def task(cfg: DictConfig) -> float:
+    """Hydra task: one run. Known input errors become one line on stderr and exit status 2; in a multi-rank
+    run any failure is one line naming the rank, and the process exits so that no peer waits on it."""
     hc = HydraConfig.get()
     try:
+        dist = distributed.init()  # a SLURM task of a multi-task job joins its process group here
+        if not dist.is_main:
+            logging.getLogger().setLevel(logging.WARNING)
         summary = run(cfg, hc.runtime.output_dir, dict(hc.runtime.choices),
                       overrides=",".join(hc.overrides.task))
     except AlignPruneError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    return float(summary["final_test_acc"])
+    except Exception as err:
+        dist = distributed.current()
+        if not dist.active:
+            raise
+        log.debug("rank %d failed", dist.rank, exc_info=True)
+        first = (str(err).strip().splitlines() or [""])[0]
+        print(f"error: rank {dist.rank} of {dist.world_size} stopped: {type(err).__name__}: {first}",
+              file=sys.stderr)
+        os._exit(1)  # no collective clean-up that could wait on a failed peer
+    return float(summary.get("final_test_acc", float("nan")))
 
 
-__all__ = ["main", "run", "build_trainer", "build_data"]
+def main() -> None:
+    """Console entry (``train.py``, ``alignprune-train``). Under torchrun every rank joins the process group
+    before Hydra starts, and run folders named by time use rank 0's clock, so all ranks share one folder
+    (ranks > 0 write no ``.hydra`` files into it)."""
+    dist = distributed.init() if distributed.launched_world_size() > 1 else distributed.SINGLE
+    if dist.active:
+        distributed.pin_hydra_clock(distributed.shared_now(dist))
+        if not dist.is_main:
+            sys.argv.append("hydra.output_subdir=null")
+    try:
+        task()
+    finally:
+        distributed.shutdown()
+
+
+__all__ = ["main", "task", "run", "build_trainer", "build_data"]
