@@ -5,7 +5,9 @@ one GPU per rank). Both runs use the trainer built from the Hydra config exactly
 (``build_trainer``); images/s = training forward passes / training time (``time/train_s``: selection,
 training and scoring, evaluation excluded) over the epochs after the first, measured on rank 0 (ranks
 synchronise every step, so rank 0's clock is the run's). The ratio 2-rank / 1-rank is the speed-up; 2.0
-would be perfect scaling.
+would be perfect scaling. On a shared machine the wall-clock ratio also measures the other load, so the
+script also prints the CPU time per 1000 images summed over ranks (process time over epochs 2..last, their
+evaluations included): equal in both runs means no parallel overhead.
 
     python scripts/bench_ddp.py                                   # digits, small_cnn, 4 epochs, CPU
     python scripts/bench_ddp.py model.width=64 epochs=6           # any config override
@@ -20,6 +22,7 @@ import os
 import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch.multiprocessing as mp
@@ -47,14 +50,23 @@ def _worker(rank: int, world: int, port: int, overrides: list[str], out: str) ->
         cfg = compose("config", overrides=[*DEFAULTS, f"results_dir={out}", *overrides])
     trainer, _ = build_trainer(cfg)
     recs: list[dict] = []
-    trainer.callbacks.append(lambda rec, _extras: recs.append(rec))
+    cpu: list[float] = []
+
+    def record(rec, _extras):
+        recs.append(rec)
+        cpu.append(time.process_time())
+
+    trainer.callbacks.append(record)
     trainer.fit()
+    Path(out, f"cpu{world}_{rank}.json").write_text(json.dumps(cpu[-1] - cpu[0]))
+    distributed.current().gather_objects(None)
     if rank == 0:
         fwd = [r["fwd/train"] for r in recs]
         images = fwd[-1] - fwd[0]
         seconds = sum(r["time/train_s"] for r in recs[1:])
+        cpu_s = sum(json.loads(Path(out, f"cpu{world}_{r}.json").read_text()) for r in range(world))
         Path(out, f"world{world}.json").write_text(json.dumps({"images": images, "seconds": seconds,
-                                                               "epochs": len(recs)}))
+                                                               "epochs": len(recs), "cpu_s": cpu_s}))
     distributed.shutdown()
 
 
@@ -79,7 +91,8 @@ def main() -> None:
     print(f"config: {' '.join([*DEFAULTS, *args.overrides])}")
     for w in (1, 2):
         print(f"{w} rank(s), 1 thread each: {res[w]['images']} images in {res[w]['seconds']:.2f} s "
-              f"(epochs 2-{res[w]['epochs']}) = {rate[w]:.0f} images/s")
+              f"(epochs 2-{res[w]['epochs']}) = {rate[w]:.0f} images/s; "
+              f"{1000 * res[w]['cpu_s'] / res[w]['images']:.2f} CPU s per 1000 images (all ranks)")
     print(f"2-rank / 1-rank throughput: {rate[2] / rate[1]:.2f}x (os.cpu_count()={os.cpu_count()})")
 
 

@@ -151,7 +151,8 @@ def test_a_killed_rank_ends_the_run_without_hanging(cli_env, tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode != 0
     assert not (results / "runs.csv").exists()  # no results row from a failed run
-    assert "error" in out.lower()
+    # rank 0 reports the lost peer in one line (unless torchrun's SIGTERM reached it first)
+    assert "error: rank 0 of 2 stopped" in out or "SIGTERM" in out, out[-2000:]
 
 
 def _worker_pid(agent: int, local_rank: int) -> int:
