@@ -43,6 +43,7 @@ def test_dist_helpers_split_batches_evenly():
     assert [k for k in range(7) if Dist(1, 3).mine(k)] == [1, 4]
 
 
+@pytest.mark.slow
 def test_two_ranks_reproduce_one_rank_with_identical_state(compose_cfg, cli_env, tmp_path, one_thread):
     results = tmp_path / "results"
     proc = _torchrun([*EQUIV, f"results_dir={results}", "dist_check=true"], cli_env, timeout=240)
@@ -111,6 +112,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_per_shard_policies_and_warmups_keep_ranks_identical(tmp_path):
     ctx = mp.get_context("spawn")
     port = _free_port()
@@ -132,6 +134,7 @@ def test_per_shard_policies_and_warmups_keep_ranks_identical(tmp_path):
     assert reports[0]["disagreement"] == reports[1]["disagreement"]
 
 
+@pytest.mark.slow
 def test_a_killed_rank_ends_the_run_without_hanging(cli_env, tmp_path):
     results = tmp_path / "results"
     proc = _torchrun([*TINY_DIGITS, "epochs=400", "num_threads=1", "snapshots=false", f"results_dir={results}"],
