@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -205,14 +204,9 @@ def task(cfg: DictConfig) -> float:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except Exception as err:
-        dist = distributed.current()
-        if not dist.active:
+        if not distributed.current().active:
             raise
-        log.debug("rank %d failed", dist.rank, exc_info=True)
-        first = (str(err).strip().splitlines() or [""])[0]
-        print(f"error: rank {dist.rank} of {dist.world_size} stopped: {type(err).__name__}: {first}",
-              file=sys.stderr)
-        os._exit(1)  # no collective clean-up that could wait on a failed peer
+        distributed.fail(err)
     return float(summary.get("final_test_acc", float("nan")))
 
 

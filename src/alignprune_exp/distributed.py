@@ -14,6 +14,7 @@ import datetime as _dt
 import hashlib
 import logging
 import os
+import sys
 from collections.abc import Callable
 
 import torch
@@ -242,6 +243,18 @@ def state_digest(indices: torch.Tensor, weights: torch.Tensor, scorer) -> str:
     """Hash of the epoch's selection, weights and the scorer's whole state."""
     sd = scorer.state_dict()
     return digest(indices, weights, *(sd[k] for k in sorted(sd) if isinstance(sd[k], torch.Tensor)))
+
+
+def fail(err: BaseException) -> None:
+    """End this rank after an unexpected error in a multi-rank run: one line on stderr naming the rank, then
+    exit status 1 at once (no clean-up that could wait on a peer); peers blocked on this rank see their
+    collective fail and end the same way."""
+    dist = current()
+    log.debug("rank %d failed", dist.rank, exc_info=err)
+    first = (str(err).strip().splitlines() or [""])[0]
+    print(f"error: rank {dist.rank} of {dist.world_size} stopped: {type(err).__name__}: {first}", file=sys.stderr,
+          flush=True)
+    os._exit(1)
 
 
 def shutdown() -> None:
