@@ -91,7 +91,8 @@ class InMemoryData(LabelledSource):
             if dist is None or dist.mine(k):
                 yield self.augment(x[i:i + batch_size], train=False), y[i:i + batch_size]
 
-    def train_eval_batches(self, batch_size: int, dist=None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def train_eval_batches(self, batch_size: int,
+                           dist=None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Un-augmented (x, noisy y, idx) over the whole training set in index order (for warm-up scoring);
         with ``dist``, this rank's batches of a round-robin split."""
         for k, i in enumerate(range(0, self.num_samples, batch_size)):

@@ -111,7 +111,8 @@ class StreamingData(LabelledSource):
         for rows, (x, _, _) in zip(chunks, self._loader(dataset, chunks)):
             yield self._to_device(x), y[rows[0]:rows[-1] + 1]
 
-    def train_eval_batches(self, batch_size: int, dist=None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def train_eval_batches(self, batch_size: int,
+                           dist=None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Un-augmented (x, noisy y, idx) over the whole training set in index order (with ``dist``: this
         rank's batches)."""
         chunks = _chunks(self.num_samples, batch_size, dist)
