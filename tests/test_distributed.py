@@ -41,6 +41,48 @@ def test_dist_helpers_split_batches_evenly():
     assert [k for k in range(7) if Dist(1, 3).mine(k)] == [1, 4]
 
 
+def test_rank_parts_of_a_global_batch_are_the_single_process_batch_cut(compose_cfg):
+    data = build_trainer(compose_cfg(TINY_DIGITS))[0].data
+    order = torch.randperm(data.num_samples, generator=torch.Generator().manual_seed(0))[:50]
+    slices = [slice(0, 32), slice(32, 50)]
+
+    def batches(dist=None):
+        return list(data.train_batches(order, slices, torch.Generator().manual_seed(1), dist=dist))
+
+    whole, parts = batches(), [batches(Dist(r, 2)) for r in (0, 1)]
+    for w, p0, p1 in zip(whole, *parts):  # crops are drawn for the global batch on every rank, then cut
+        assert torch.equal(torch.cat([p0.idx, p1.idx]), w.idx) and torch.equal(torch.cat([p0.x, p1.x]), w.x)
+    ref = [torch.cat([y for _, y in data.eval_batches("test", 50, dist=Dist(r, 2))]) for r in (0, 1)]
+    assert sorted(torch.cat(ref).tolist()) == sorted(data.test_y.tolist())
+
+
+def test_a_global_batch_must_split_evenly(compose_cfg):
+    from alignprune_exp.errors import ConfigError
+    from alignprune_exp.train.trainer import Trainer
+
+    trainer, _ = build_trainer(compose_cfg(TINY_DIGITS))
+    with pytest.raises(ConfigError, match="batch_size=10 is the global batch .* divisible by the 4 ranks"):
+        Trainer(trainer.state, trainer.data, trainer.schedule, device=trainer.device, batch_size=10,
+                dist=Dist(0, 4))
+
+
+def test_slurm_tasks_find_their_rank_and_rendezvous(monkeypatch):
+    from alignprune_exp import distributed
+
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
+    for key, value in {"SLURM_JOB_ID": "4242", "SLURM_NTASKS": "8", "SLURM_PROCID": "5", "SLURM_LOCALID": "1",
+                       "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_JOB_NUM_NODES": "2", "SLURM_NODEID": "1",
+                       "SUBMITIT_FOLDER": "/tmp"}.items():
+        monkeypatch.setenv(key, value)
+    assert distributed.launched_world_size() == 8
+    distributed._export_submitit_env()
+    env = {k: os.environ[k] for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    assert env == {"RANK": "5", "WORLD_SIZE": "8", "LOCAL_RANK": "1", "MASTER_ADDR": "gpu07",
+                   "MASTER_PORT": str(20000 + 4242 % 20000)}
+
+
 @pytest.mark.slow
 def test_two_ranks_reproduce_one_rank_with_identical_state(compose_cfg, cli_env, tmp_path, one_thread):
     results = tmp_path / "results"
