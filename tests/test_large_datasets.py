@@ -134,6 +134,37 @@ def test_streaming_batches_follow_the_given_order_and_do_not_depend_on_workers(t
     assert strong.x_strong.shape == strong.x.shape and torch.equal(strong.x, batches[0].x)
 
 
+def test_each_rank_reads_only_its_part_of_every_global_batch(trees):
+    from alignprune_exp.distributed import Dist
+
+    data_dir, _ = trees
+    data = source_of(load_imagenet1k(str(data_dir / "imagenet"), **SMALL))
+    order = torch.randperm(150, generator=torch.Generator().manual_seed(0))[:40]
+    slices = [slice(0, 16), slice(16, 32), slice(32, 40)]
+    full = list(data.train_batches(order, slices, torch.Generator().manual_seed(5)))
+    train = data.train
+
+    class Recording(torch.utils.data.Dataset):
+        def __init__(self):
+            self.read = []
+
+        def __getitem__(self, key):
+            self.read.append(key[0])
+            return train[key]
+
+    parts = []
+    for rank in (0, 1):
+        data.train = Recording()
+        parts.append(list(data.train_batches(order, slices, torch.Generator().manual_seed(5), dist=Dist(rank, 2))))
+        assert sorted(data.train.read) == sorted(torch.cat([b.idx for b in parts[-1]]).tolist())
+    data.train = train
+    for whole, p0, p1 in zip(full, *parts):  # per-sample augmentation: the parts are the whole batch, cut
+        assert len(p0.idx) == len(p1.idx) == len(whole.idx) // 2
+        assert torch.equal(torch.cat([p0.idx, p1.idx]), whole.idx) and torch.equal(torch.cat([p0.x, p1.x]), whole.x)
+    ys = [torch.cat([y for _, y in data.eval_batches("test", 7, dist=Dist(r, 2))]) for r in (0, 1)]
+    assert sorted(torch.cat(ys).tolist()) == sorted(data.test_y.tolist()) and len(ys[0]) > 0 and len(ys[1]) > 0
+
+
 def test_streaming_eval_batches_cover_each_split_in_order(trees):
     data_dir, _ = trees
     data = source_of(webvision(data_dir))

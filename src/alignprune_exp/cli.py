@@ -14,29 +14,29 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .data.augment import BatchAugment
-from .data.splits import make_splits, subset_indices
-from .data.strong_augment import strong_augment_for
-from .config_path import config_dir
-from . import faultinject
+from . import distributed, faultinject
 from .code_version import code_version
+from .config_path import config_dir
+from .data.augment import BatchAugment
+from .data.source import InMemoryData
+from .data.splits import make_splits, subset_indices
+from .data.streaming import SourceSpec, build_streaming_data
+from .data.strong_augment import strong_augment_for
 from .errors import (EXIT_DIVERGED, EXIT_INPUT, EXIT_INTERRUPTED, AlignPruneError, ConfigError, RunInterrupted,
                      TrainingDiverged)
 from .reference import ReferenceContext
 from .results import RunRecorder, append_result_row
 from .resume import FINAL_STATUSES, run_id, write_index
 from .resume import plan as resume_plan
-from .stop_signals import STOP, StopSignals
-from .train.checkpoint import Checkpointer
-from .validation import check_writable, validate_config
 from .snapshots import SnapshotRecorder
+from .stop_signals import STOP, StopSignals
+from .train import speed
 from .train.budget import ForwardBudget
+from .train.checkpoint import Checkpointer
 from .train.dynamics import record_dynamics
 from .train.state import RunState
-from .data.source import InMemoryData
-from .data.streaming import SourceSpec, build_streaming_data
-from .train import speed
 from .train.trainer import Trainer
+from .validation import check_writable, validate_config
 from .utils import instantiate, resolve_device, seed_everything
 
 log = logging.getLogger("alignprune")
@@ -125,7 +125,8 @@ def build_trainer(cfg: DictConfig, callbacks=()) -> tuple[Trainer, dict]:
     """Build data, model, optimizer, scorer, policy and budget from the config into a ready Trainer."""
     if cfg.num_threads:
         torch.set_num_threads(int(cfg.num_threads))
-    device = resolve_device(str(cfg.device))
+    dist = distributed.current()
+    device = distributed.device_for(dist, resolve_device(str(cfg.device)))
     speed.configure_backends(device, cfg.get("cudnn_benchmark", True))
     seed_everything(int(cfg.seed))
     data, info = build_data(cfg, device)
@@ -134,6 +135,9 @@ def build_trainer(cfg: DictConfig, callbacks=()) -> tuple[Trainer, dict]:
     model = model.to(memory_format=memory_format)
     n = info["n_train"]
     criterion = instantiate(cfg.loss, num_samples=n, num_classes=info["num_classes"]).to(device)
+    if dist.active and getattr(criterion, "per_sample_parameters", False):
+        raise ConfigError(f"loss={cfg.loss._target_.rsplit('.', 1)[-1]} keeps per-sample parameters that "
+                          "only one process can update: run it with a single process")
     state = RunState(
         model=model, optimizer=instantiate(cfg.optimizer)(model, **speed.optimizer_kwargs(cfg.optimizer, device)),
         scorer=instantiate(cfg.pruner.scorer, num_samples=n).to(device),
@@ -151,7 +155,8 @@ def build_trainer(cfg: DictConfig, callbacks=()) -> tuple[Trainer, dict]:
                       callbacks=list(callbacks), progress_bar=bool(cfg.progress_bar),
                       reference_batch_size=cfg.reference.get("batch_size") or (
                           info.get("n_reference_eval") if device.type == "cuda" else int(cfg.batch_size)),
-                      memory_format=memory_format, forward=speed.model_forward(model, cfg.get("compile", False)))
+                      memory_format=memory_format, forward=speed.model_forward(model, cfg.get("compile", False)),
+                      dist=dist, check_ranks=bool(cfg.get("dist_check", False)))
     info["device"] = str(device)
     return trainer, info
 
@@ -161,12 +166,16 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None, overr
 
     Bad settings and an unwritable ``results_dir`` fail before any data loads. With ``resume=auto`` (or
     ``resume=<run_dir>``) the run continues in the folder of its latest checkpoint, or returns the summary
-    of a run of the same config that already finished.
+    of a run of the same config that already finished. In a data-parallel run every rank trains and
+    scores; rank 0 alone decides where the run lives and records it.
     """
     validate_config(cfg)
-    check_writable(cfg.results_dir)
+    dist = distributed.current()
+    dist.agree("the resolved config", OmegaConf.to_yaml(cfg, resolve=True))
+    if dist.is_main:
+        check_writable(cfg.results_dir)
     rid = run_id(cfg)
-    plan = resume_plan(cfg, rid, run_dir)
+    plan = dist.gather_objects(resume_plan(cfg, rid, run_dir) if dist.is_main else None)[0]
     if plan.done is not None:
         log.info("already %s in %s: skipped (resume=null runs it again)", plan.done["status"], plan.run_dir)
         if plan.done["status"] == "diverged":
@@ -177,11 +186,37 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None, overr
         log.info("continuing the run in %s", plan.run_dir)
     with StopSignals(cfg.get("stop_grace_s", 20)) as stop:
         stop.raise_if_requested()
+        if not dist.is_main:
+            return _train_rank(cfg, plan, rid)
         return _train(cfg, plan, rid, stop, dict(choices or {}), overrides)
+
+
+def _stop_requested(dist) -> bool:
+    """A stop signal seen by any rank stops every rank at the same epoch end."""
+    return dist.sum(torch.tensor([float(STOP.requested)])).item() > 0 if dist.active else STOP.requested
+
+
+def _train_rank(cfg: DictConfig, plan, rid: str) -> dict:
+    """A rank above 0: restores rank 0's checkpoint when resuming, trains in step with it, records nothing."""
+    dist = distributed.current()
+    trainer, _ = build_trainer(cfg)
+    if plan.resume_from is not None:
+        Checkpointer(plan.run_dir, trainer, rid).restore()
+
+    def stop_at_epoch_end(_history):
+        if _stop_requested(dist):
+            raise RunInterrupted(STOP.signal_name or "a stop signal on another rank")
+
+    trainer.epoch_end_hooks.append(stop_at_epoch_end)
+    trainer.fit()
+    if cfg.checkpoint:
+        dist.gather_objects(None)  # rank 0 saves the final state: keep in step with it
+    return {}
 
 
 def _train(cfg: DictConfig, plan, rid: str, stop: StopSignals, choices: dict, overrides: str) -> dict:
     run_dir, t0 = plan.run_dir, time.perf_counter()
+    dist = distributed.current()
     recorder = RunRecorder(run_dir)
     write_index(cfg.results_dir, rid, run_dir, "running")
     trainer, info = build_trainer(cfg)
@@ -190,6 +225,9 @@ def _train(cfg: DictConfig, plan, rid: str, stop: StopSignals, choices: dict, ov
                           f"{info['n_train']} training images): nothing would train; lower the ratio")
     log.info("data: %s | %d train (%.1f%% noisy), %d reference, %d test (%s)", info["dataset_source"],
              info["n_train"], 100 * info["noise_rate"], info["n_reference"], info["n_test"], info["test_split"])
+    if dist.active:
+        log.info("data parallel: %d ranks, global batch %d (%d per rank)", dist.world_size, int(cfg.batch_size),
+                 int(cfg.batch_size) // dist.world_size)
     logger = instantiate(cfg.logger)
     trainer.callbacks += [recorder.log_epoch, logger]
     parts = {}
@@ -212,13 +250,14 @@ def _train(cfg: DictConfig, plan, rid: str, stop: StopSignals, choices: dict, ov
         logger.resume(trainer.history)
 
     def stop_at_epoch_end(_history):
-        if STOP.requested:
+        if _stop_requested(dist):
             if ckpt.saved_epoch != trainer.state.epoch:
                 ckpt.save()
-            raise RunInterrupted(STOP.signal_name)
+            raise RunInterrupted(STOP.signal_name or "a stop signal on another rank")
 
     trainer.epoch_end_hooks += [ckpt.on_epoch_end, stop_at_epoch_end]
-    trainer.batch_callbacks.append(stop.check_batch)
+    if not dist.active:  # a stop between batches would leave the other ranks waiting in a collective
+        trainer.batch_callbacks.append(stop.check_batch)
     faultinject.install(trainer)
     base = {**{g: choices.get(g) for g in GROUPS}, **info, "experiment": cfg.get("experiment_name"),
             "seed": int(cfg.seed), "target_ratio": float(cfg.ratio.value), "epochs": int(cfg.epochs),
@@ -258,6 +297,7 @@ def _train(cfg: DictConfig, plan, rid: str, stop: StopSignals, choices: dict, ov
             raise
         if cfg.checkpoint:
             trainer.state.save(run_dir / "state.pt")
+            dist.gather_objects(None)
         if dynamics is not None:
             dynamics.save(run_dir / "dynamics.pt", trainer.state.epoch)
         summary = record(result, "completed")
@@ -272,15 +312,18 @@ def _train(cfg: DictConfig, plan, rid: str, stop: StopSignals, choices: dict, ov
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def main(cfg: DictConfig) -> float:
-    """Hydra entry point; known errors become one line on stderr and a distinct exit status.
-
-    In a sweep a failing cell raises instead of exiting, so the launcher runs every other cell and the
-    ``cells`` sweeper reports the failures at the end.
+def task(cfg: DictConfig) -> float:
+    """Hydra task: one run. Known errors become one line on stderr and a distinct exit status; in a sweep a
+    failing cell raises instead of exiting, so the launcher runs every other cell and the ``cells`` sweeper
+    reports the failures at the end; in a multi-rank run any other failure is one line naming the rank, and
+    the process exits so that no peer waits on it.
     """
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     try:
+        dist = distributed.init()  # a SLURM task of a multi-task job joins its process group here
+        if not dist.is_main:
+            logging.getLogger().setLevel(logging.WARNING)
         summary = run(cfg, hc.runtime.output_dir, dict(hc.runtime.choices), overrides=",".join(hc.overrides.task))
     except RunInterrupted as err:
         log.warning("%s", err)
@@ -294,11 +337,28 @@ def main(cfg: DictConfig) -> float:
             raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(EXIT_DIVERGED if isinstance(err, TrainingDiverged) else EXIT_INPUT)
-    except Exception:
+    except Exception as err:
+        if distributed.current().active:
+            distributed.fail(err)
         if multirun:
             log.exception("this cell failed")
         raise
-    return float(summary["final_test_acc"])
+    return float(summary.get("final_test_acc", float("nan")))
 
 
-__all__ = ["main", "run", "build_trainer", "build_data"]
+def main() -> None:
+    """Console entry (``train.py``, ``alignprune-train``). Under torchrun every rank joins the process group
+    before Hydra starts, and run folders named by time use rank 0's clock, so all ranks share one folder
+    (ranks > 0 write no ``.hydra`` files into it)."""
+    dist = distributed.init() if distributed.launched_world_size() > 1 else distributed.SINGLE
+    if dist.active:
+        distributed.pin_hydra_clock(distributed.shared_now(dist))
+        if not dist.is_main:
+            sys.argv.append("hydra.output_subdir=null")
+    try:
+        task()
+    finally:
+        distributed.shutdown()
+
+
+__all__ = ["main", "task", "run", "build_trainer", "build_data"]

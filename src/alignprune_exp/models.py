@@ -18,7 +18,7 @@ _FIXED_GRID = ("vit_", "deit", "swin", "beit", "eva")
 
 def build_model(name: str, num_classes: int, input_shape: tuple[int, ...] = (3, 32, 32),
                 width: int = 64, depth: int = 3, hidden: int = 256, dropout: float = 0.0,
-                drop_path_rate: float = 0.0, checkpoint: str | None = None) -> nn.Module:
+                drop_path_rate: float = 0.0, checkpoint: str | None = None, sync_bn: bool = False) -> nn.Module:
     """Build a classifier by name.
 
     Args:
@@ -34,6 +34,8 @@ def build_model(name: str, num_classes: int, input_shape: tuple[int, ...] = (3, 
         checkpoint: a local weights file (``torch.save`` state dict or ``.safetensors``) loaded after
             building; a classifier head of another class count is left freshly initialised. Nothing is
             ever downloaded.
+        sync_bn: convert BatchNorm layers to SyncBatchNorm (batch statistics over all ranks of a
+            multi-GPU run; plain BatchNorm in a single process).
     """
     in_chans = int(input_shape[0])
     if name == "resnet18_cifar":
@@ -52,6 +54,8 @@ def build_model(name: str, num_classes: int, input_shape: tuple[int, ...] = (3, 
                           "swin_tiny_patch4_window7_224, ...)")
     if checkpoint:
         load_checkpoint(model, checkpoint)
+    if sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     return model
 
 

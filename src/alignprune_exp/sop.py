@@ -37,6 +37,7 @@ class SOPPlus:
     """
 
     needs_strong_view = True
+    per_sample_parameters = True  # u, v rows change only where a sample trains: one process only
 
     def __init__(self, num_samples: int, num_classes: int, lr_u: float = 10.0, lr_v: float = 100.0,
                  lambda_c: float = 0.9, lambda_b: float = 0.1, init_std: float = 1e-8, seed: int = 0):

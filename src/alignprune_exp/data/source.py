@@ -62,25 +62,34 @@ class InMemoryData(LabelledSource):
     strong_augment: BatchAugment | None = None
 
     def train_batches(self, indices: torch.Tensor, slices: list[slice], generator: torch.Generator,
-                      strong: bool = False) -> Iterator[Batch]:
-        """Augmented batches over ``indices`` (dataset indices, already in training order)."""
+                      strong: bool = False, dist=None) -> Iterator[Batch]:
+        """Augmented batches over ``indices`` (dataset indices, already in training order).
+
+        With ``dist`` (several ranks) each global batch slice yields this rank's contiguous part; the
+        augmentation is drawn for the whole global batch on every rank and then cut, so a sample's crop
+        and flip do not depend on the number of ranks.
+        """
         for sl in slices:
             b = indices[sl]
+            lo, hi = (0, len(b)) if dist is None else dist.part_bounds(len(b))
             raw = self.x[b]
             x_strong = None
             if strong:
                 aug = self.strong_augment or self.augment
-                x_strong = aug(raw, generator=generator, train=True)
-            yield Batch(self.augment(raw, generator=generator, train=True), self.y[b], b, x_strong)
+                x_strong = aug(raw, generator=generator, train=True)[lo:hi]
+            x = self.augment(raw, generator=generator, train=True)[lo:hi]
+            yield Batch(x, self.y[b[lo:hi]], b[lo:hi], x_strong)
 
     def eval_size(self, split: str) -> int:
         return len(self.ref_y if split == "reference" else self.test_y)
 
-    def eval_batches(self, split: str, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Normalised, un-augmented (x, y) batches of the ``reference`` or ``test`` split."""
+    def eval_batches(self, split: str, batch_size: int, dist=None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Normalised, un-augmented (x, y) batches of the ``reference`` or ``test`` split (with ``dist``:
+        this rank's batches of a round-robin split)."""
         x, y = (self.ref_x, self.ref_y) if split == "reference" else (self.test_x, self.test_y)
-        for i in range(0, len(y), batch_size):
-            yield self.augment(x[i:i + batch_size], train=False), y[i:i + batch_size]
+        for k, i in enumerate(range(0, len(y), batch_size)):
+            if dist is None or dist.mine(k):
+                yield self.augment(x[i:i + batch_size], train=False), y[i:i + batch_size]
 
     def train_strong_eval_batches(self, batch_size: int, generator: torch.Generator
                                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -89,8 +98,12 @@ class InMemoryData(LabelledSource):
             idx = torch.arange(i, min(i + batch_size, self.num_samples), device=self.y.device)
             yield self.strong_augment(self.x[idx], generator=generator, train=True), self.y[idx], idx
 
-    def train_eval_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Un-augmented (x, noisy y, idx) over the whole training set in index order (for warm-up scoring)."""
-        for i in range(0, self.num_samples, batch_size):
+    def train_eval_batches(self, batch_size: int,
+                           dist=None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Un-augmented (x, noisy y, idx) over the whole training set in index order (for warm-up scoring);
+        with ``dist``, this rank's batches of a round-robin split."""
+        for k, i in enumerate(range(0, self.num_samples, batch_size)):
+            if dist is not None and not dist.mine(k):
+                continue
             idx = torch.arange(i, min(i + batch_size, self.num_samples), device=self.y.device)
             yield self.augment(self.x[idx], train=False), self.y[idx], idx

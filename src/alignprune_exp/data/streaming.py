@@ -86,10 +86,13 @@ class StreamingData(LabelledSource):
         return self.norm.normalize(x.to(self.device, non_blocking=True))
 
     def train_batches(self, indices: torch.Tensor, slices: list[slice], generator: torch.Generator,
-                      strong: bool = False) -> Iterator[Batch]:
+                      strong: bool = False, dist=None) -> Iterator[Batch]:
         """Augmented batches over ``indices`` in that order; each sample's augmentation is seeded from
-        ``generator`` and its position, so results do not depend on the number of workers."""
+        ``generator`` and its position, so results do not depend on the number of workers or ranks.
+        With ``dist`` only this rank's part of each global batch is read from disk."""
         base = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+        if dist is not None:
+            slices = dist.local_slices(slices)
         order = indices.tolist()
         positions = range(len(order))
         batches = [[(order[p], base + p) for p in positions[sl]] for sl in slices]
@@ -104,21 +107,28 @@ class StreamingData(LabelledSource):
     def eval_size(self, split: str) -> int:
         return len(self.ref_y if split == "reference" else self.test_y)
 
-    def eval_batches(self, split: str, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Normalised, un-augmented (x, y) batches of the ``reference`` or ``test`` split."""
+    def eval_batches(self, split: str, batch_size: int, dist=None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Normalised, un-augmented (x, y) batches of the ``reference`` or ``test`` split (with ``dist``:
+        only this rank's batches of a round-robin split are read)."""
         dataset, y = (self.reference, self.ref_y) if split == "reference" else (self.test, self.test_y)
-        for i, (x, _, _) in enumerate(self._loader(dataset, _chunks(len(y), batch_size))):
-            yield self._to_device(x, dataset), y[i * batch_size:(i + 1) * batch_size]
+        chunks = _chunks(len(y), batch_size, dist)
+        for rows, (x, _, _) in zip(chunks, self._loader(dataset, chunks)):
+            yield self._to_device(x, dataset), y[rows[0]:rows[-1] + 1]
 
-    def train_eval_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Un-augmented (x, noisy y, idx) over the whole training set in index order."""
-        for i, (x, _, _) in enumerate(self._loader(self.train_eval, _chunks(self.num_samples, batch_size))):
-            idx = torch.arange(i * batch_size, min((i + 1) * batch_size, self.num_samples), device=self.device)
+    def train_eval_batches(self, batch_size: int,
+                           dist=None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Un-augmented (x, noisy y, idx) over the whole training set in index order (with ``dist``: this
+        rank's batches)."""
+        chunks = _chunks(self.num_samples, batch_size, dist)
+        for rows, (x, _, _) in zip(chunks, self._loader(self.train_eval, chunks)):
+            idx = torch.arange(rows[0], rows[-1] + 1, device=self.device)
             yield self._to_device(x, self.train_eval), self.y[idx], idx
 
 
-def _chunks(n: int, size: int) -> list[list[int]]:
-    return [list(range(i, min(i + size, n))) for i in range(0, n, size)]
+def _chunks(n: int, size: int, dist=None) -> list[list[int]]:
+    """Consecutive row chunks of ``size`` (with ``dist``: only this rank's, round-robin)."""
+    chunks = [list(range(i, min(i + size, n))) for i in range(0, n, size)]
+    return chunks if dist is None else [c for k, c in enumerate(chunks) if dist.mine(k)]
 
 
 def _one_line_errors(batches: Iterable) -> Iterator:

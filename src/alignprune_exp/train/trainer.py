@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .. import metrics
+from .. import distributed, metrics
 from ..errors import TrainingDiverged
 from ..losses import CrossEntropy
 from ..models import features_and_logits
@@ -33,13 +33,18 @@ class Trainer:
     ``(epoch, indices, logits, targets)`` of every trained batch (forgetting events, probability
     histories). A policy with ``select_in_batch`` (batch-level selection such as DivBS) picks, inside
     each drawn batch, the samples that train, from a no-grad forward of features and logits.
+
+    With several ranks (``dist``, see ``distributed.py``) every rank selects and shuffles identically,
+    trains its part of each global batch of ``batch_size`` through DistributedDataParallel, and receives
+    every trained sample's (index, loss) pair after the epoch, so scorer banks stay identical.
     """
 
     def __init__(self, state: RunState, data, schedule: LRSchedule, *, device: torch.device,
                  batch_size: int, eval_batch_size: int = 1024, criterion=None, amp: bool = False,
                  eval_every: int = 1, max_epochs: int | None = None, callbacks: Sequence[EpochCallback] = (),
                  batch_callbacks: Sequence[BatchCallback] = (), progress_bar: bool = False,
-                 reference_batch_size: int | None = None, memory_format=torch.contiguous_format, forward=None):
+                 reference_batch_size: int | None = None, memory_format=torch.contiguous_format, forward=None,
+                 dist: distributed.Dist | None = None, check_ranks: bool = False):
         self.state, self.data, self.schedule = state, data, schedule
         # Speed settings (train/speed.py): the reference pass's batch (None = eval_batch_size; halved on CUDA
         # out-of-memory), NHWC inputs for channels-last models, and a (compiled) callable to run the model.
@@ -54,10 +59,25 @@ class Trainer:
         self.history: list[dict] = []  # epoch records so far (restored with a checkpoint)
         self.epoch_end_hooks: list[Callable[[list[dict]], None]] = []  # after each record: checkpoints, stops
 
+        self.dist = distributed.current() if dist is None else dist
+        distributed.check_global_batch(batch_size, self.dist)
+        self.net = self.dist.wrap(state.model, device)  # the module that trains (DDP over state.model)
+        if forward is not None and self.net is not state.model:  # compile the DDP module: gradients still sync
+            from .speed import model_forward
+            self._forward = model_forward(self.net, True)
+        self.check_ranks = check_ranks
+        self._part = self.dist if self.dist.active else None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The model's logits for ``x`` (through the compiled model when ``compile=true``)."""
         x = x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x
-        return (self._forward or self.state.model)(x)
+        return (self._forward or self.net)(x)
+
+    def eval_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """No-grad logits outside DistributedDataParallel (ranks evaluate unequal shares: no collective here)."""
+        if not self.dist.active:
+            return self.forward(x)
+        return self.state.model(x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x)
 
     def autocast(self):
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp)
@@ -85,16 +105,15 @@ class Trainer:
     def _evaluate(self, split: str, batch_size: int) -> tuple[float, float]:
         model = self.state.model
         model.eval()
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        n = 0
-        for xb, yb in self.data.eval_batches(split, batch_size):
+        sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss sum, correct, count
+        for xb, yb in self.data.eval_batches(split, batch_size, dist=self._part):
             with self.autocast():
-                logits = self.forward(xb)
-            loss_sum += self.criterion.per_sample(logits, yb).sum()
-            correct += (logits.argmax(1) == yb).sum()
-            n += len(yb)
-        return loss_sum.item() / max(1, n), 100.0 * correct.item() / max(1, n)
+                logits = self.eval_forward(xb)
+            sums[0] += self.criterion.per_sample(logits, yb).sum()
+            sums[1] += (logits.argmax(1) == yb).sum()
+            sums[2] += len(yb)
+        loss_sum, correct, n = self.dist.sum(sums).tolist()
+        return loss_sum / max(1, n), 100.0 * correct / max(1, n)
 
     def batches(self, n: int) -> list[slice]:
         """Batch slices over n samples; a final batch of one sample joins the previous one (BatchNorm).
@@ -107,16 +126,26 @@ class Trainer:
             starts.pop()
         return [slice(s, e) for s, e in zip(starts, starts[1:] + [n])]
 
-    def _select_in_batch(self, batch):
-        """Let a batch-level policy keep a subset of the drawn batch (no-grad forward, counted apart)."""
+    def _select_in_batch(self, batch, n_drawn: int):
+        """Let a batch-level policy keep a subset of the drawn batch (no-grad forward, counted apart); with
+        several ranks each selects within its part of the drawn global batch of ``n_drawn``."""
         model = self.state.model
         model.eval()
         with torch.no_grad(), self.autocast():
             feats, logits = features_and_logits(model, batch.x)
         model.train()
-        self.state.selection_fwd += len(batch.idx)
-        keep = self.state.policy.select_in_batch(feats.float(), logits.float(), batch.y, batch.idx)
+        self.state.selection_fwd += n_drawn
+        policy = self.state.policy
+        keep = self.dist.per_rank_draws(policy.generator, lambda: policy.select_in_batch(
+            feats.float(), logits.float(), batch.y, batch.idx))
         return batch.subset(keep)
+
+    def _cut_to_budget(self, batch):
+        """Keep at most the remaining budget of this global batch (ranks in order); returns (batch, global size)."""
+        counts = self.dist.gather_cat(torch.tensor([len(batch.idx)], device=self.device)).tolist()
+        before = sum(counts[: self.dist.rank])
+        room = max(0, min(len(batch.idx), self.state.budget.remaining - before))
+        return batch.subset(slice(0, room)), min(sum(counts), self.state.budget.remaining)
 
     @torch.no_grad()
     def score_unselected(self, trained: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,12 +157,18 @@ class Trainer:
         model = self.state.model
         model.eval()
         losses = []
-        for batch in self.data.train_batches(rest_idx, self.batches(len(rest_idx)), self.state.augment_gen):
+        mine = []
+        for batch in self.data.train_batches(rest_idx, self.batches(len(rest_idx)), self.state.augment_gen,
+                                             dist=self._part):
             with self.autocast():
-                losses.append(self.criterion.per_sample(self.forward(batch.x), batch.y, batch.idx))
+                losses.append(self.criterion.per_sample(self.eval_forward(batch.x), batch.y, batch.idx))
+            mine.append(batch.idx)
         model.train()
         self.state.selection_fwd += len(rest_idx)
-        return rest_idx, torch.cat(losses) if losses else torch.empty(0, device=self.device)
+        loss_t = torch.cat(losses) if losses else torch.empty(0, device=self.device)
+        if not self.dist.active:
+            return rest_idx, loss_t
+        return self.dist.gather_cat(torch.cat(mine) if mine else rest_idx[:0]), self.dist.gather_cat(loss_t)
 
     def train_epoch(self, indices: torch.Tensor, weights: torch.Tensor, bar=None):
         """One pass over ``indices`` (shuffled, cut to the budget); returns trained indices and their losses.
@@ -144,15 +179,20 @@ class Trainer:
         st, crit = self.state, self.criterion
         st.model.train()
         in_batch = hasattr(st.policy, "select_in_batch")
-        seen, losses = [], []
-        weighted_sum = torch.zeros((), dtype=torch.float32, device=self.device)
-        for batch in self.data.train_batches(indices, self.batches(len(indices)), st.augment_gen,
-                                             strong=crit.needs_strong_view):
+        dist, world = self.dist, self.dist.world_size
+        seen, losses, weighted_sum = [], [], torch.zeros((), dtype=torch.float64, device=self.device)
+        slices = self.batches(len(indices))
+        for sl, batch in zip(slices, self.data.train_batches(indices, slices, st.augment_gen,
+                                                             strong=crit.needs_strong_view, dist=self._part)):
+            n_global = sl.stop - sl.start  # this step's global batch; this rank trains its part of it
             if in_batch:
-                batch = self._select_in_batch(batch)
-                if len(batch.idx) > st.budget.remaining:
+                batch = self._select_in_batch(batch, n_global)
+                if dist.active:
+                    batch, n_global = self._cut_to_budget(batch)
+                else:
                     batch = batch.subset(slice(0, st.budget.remaining))
-                if len(batch.idx) == 0:
+                    n_global = len(batch.idx)
+                if n_global == 0:
                     continue
             self.schedule.apply(st.optimizer, st.budget.progress)
             with self.autocast():
@@ -162,25 +202,37 @@ class Trainer:
                 else:
                     logits, logits_strong = self.forward(batch.x), None
             loss_vec = crit.per_sample(logits, batch.y, batch.idx, logits_strong)
-            loss = (loss_vec * weights[batch.idx]).mean() + crit.batch_term(logits, batch.y, batch.idx)
+            weighted = loss_vec * weights[batch.idx]
+            # DDP averages gradients over ranks: scaling each rank's mean by its share of the global batch
+            # makes the update that of the global batch's mean loss, even when the parts differ in size.
+            scale = len(batch.idx) * world / n_global
+            loss = (weighted.mean() * scale if len(batch.idx) else weighted.sum()) \
+                + crit.batch_term(logits, batch.y, batch.idx)
             st.optimizer.zero_grad(set_to_none=True)
             crit.zero_grad()
             loss.backward()
             st.optimizer.step()
             crit.step()
-            st.budget.spend(len(batch.idx))
+            st.budget.spend(n_global)
             seen.append(batch.idx)
             losses.append(loss_vec.detach())
-            weighted_sum += loss.detach().float() * len(batch.idx)
-            for cb in self.batch_callbacks:
-                cb(st.epoch, batch.idx, logits.detach(), batch.y)
+            weighted_sum += loss.detach() * (n_global / world)
+            if self.batch_callbacks:
+                idx, lg, y = batch.idx, logits.detach().float(), batch.y
+                if dist.active:
+                    idx, lg, y = dist.gather_cat(idx), dist.gather_cat(lg), dist.gather_cat(y)
+                for cb in self.batch_callbacks:
+                    cb(st.epoch, idx, lg, y)
             if bar is not None:
-                bar.update(len(batch.idx))
+                bar.update(n_global)
             if st.budget.exhausted:
                 break
         seen_t = torch.cat(seen) if seen else indices[:0]
         loss_t = torch.cat(losses) if losses else torch.empty(0, device=self.device)
-        return seen_t, loss_t, weighted_sum.item() / max(1, len(seen_t)), st.optimizer.param_groups[0]["lr"]
+        if dist.active:  # every rank receives every trained (index, loss) pair: banks stay identical
+            seen_t, loss_t = dist.gather_cat(seen_t), dist.gather_cat(loss_t)
+        weighted_sum = float(dist.sum(weighted_sum))
+        return seen_t, loss_t, weighted_sum / max(1, len(seen_t)), st.optimizer.param_groups[0]["lr"]
 
     def run_epoch(self, bar=None) -> dict:
         """Select, train, score and evaluate one epoch; returns its metrics record."""
@@ -230,7 +282,10 @@ class Trainer:
             "loss/noise_auroc": metrics.loss_noise_auroc(last_loss, is_noisy, mask=observed),
             "fwd/train": st.budget.spent, "fwd/reference": st.reference_fwd, "fwd/selection": st.selection_fwd,
             "time/train_s": train_s, "time/epoch_s": time.perf_counter() - t0,
+            "dist/world_size": self.dist.world_size, "dist/global_batch_size": self.batch_size,
         })
+        if self.check_ranks:
+            rec.update(self._rank_digests(indices, weights))
         stats = getattr(st.policy, "stats", None)
         if stats:
             rec["prune/annealing"] = bool(stats.get("annealing", False))
@@ -239,6 +294,13 @@ class Trainer:
             cb(rec, {"scores": scores, "is_noisy": is_noisy, "last_loss": last_loss,
                      "trained": trained, "losses": losses})
         return rec
+
+    def _rank_digests(self, indices: torch.Tensor, weights: torch.Tensor) -> dict:
+        """Every rank's hash of this epoch's selection, weights and scorer state (``dist_check=true``)."""
+        digests = self.dist.gather_objects(distributed.state_digest(indices, weights, self.state.scorer))
+        if len(set(digests)) > 1:
+            log.error("ranks diverged at epoch %d: state digests %s", self.state.epoch, digests)
+        return {"dist/digests": ",".join(digests), "dist/consistent": len(set(digests)) == 1}
 
     def fit(self) -> dict:
         """Train until the budget is spent; returns the run's summary figures.
@@ -249,7 +311,7 @@ class Trainer:
         st, t0 = self.state, time.perf_counter()
         history = self.history
         with tqdm(total=st.budget.total, initial=st.budget.spent, unit="fwd", unit_scale=True,
-                  disable=not self.progress_bar, mininterval=1.0, leave=False) as bar:
+                  disable=not (self.progress_bar and self.dist.is_main), mininterval=1.0, leave=False) as bar:
             while not st.budget.exhausted:
                 if self.max_epochs is not None and st.epoch >= self.max_epochs:
                     log.warning("stopped at the epoch limit (%d) with %.1f%% of the budget unspent",
@@ -295,4 +357,5 @@ class Trainer:
             "mean_kept_noisy_fraction": mean([r["prune/kept_noisy_fraction"] for r in history]),
             "mean_weighted_noisy_share": mean([r["prune/weighted_noisy_share"] for r in history]),
             "wall_time_s": wall_time_s,
+            "world_size": self.dist.world_size, "global_batch_size": self.batch_size,
         }

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from .. import distributed
 from ..errors import AlignPruneError, ConfigError
 from ..models import features_and_logits
 from ..pruning.full import FullData
@@ -215,10 +216,13 @@ def cache_key(cfg: DictConfig, data, *, num_classes: int, input_shape, seed: int
     loss = _plain(cfg.loss)
     loss.pop("seed", None)
     sched = str(cfg.warmup.scheduler)
+    model = _plain(cfg.model)
+    if not model.get("sync_bn"):  # keys of caches made before the option existed stay valid
+        model.pop("sync_bn", None)
     key = {
         "version": CACHE_VERSION,
         "dataset": {k: _plain(cfg.dataset.get(k)) for k in ("name", "crop_padding", "hflip")},
-        "noise": _plain(cfg.noise), "model": _plain(cfg.model), "optimizer": _plain(cfg.optimizer), "loss": loss,
+        "noise": _plain(cfg.noise), "model": model, "optimizer": _plain(cfg.optimizer), "loss": loss,
         "batch_size": int(cfg.batch_size), "seed": int(seed), "amp": bool(amp),
         "warmup": {"epochs": int(cfg.warmup.epochs), "scheduler": sched,
                    "feature_dtype": str(cfg.warmup.feature_dtype),
@@ -307,17 +311,22 @@ def train_warmup(cfg: DictConfig, data, *, num_classes: int, input_shape, device
                           eval_every=epochs, max_epochs=epochs, batch_callbacks=[recorder])
         result = trainer.fit()
         model.eval()
-        logits, feats, losses = [], [], []
+        idx, logits, feats, losses = [], [], [], []
         feat_dtype = {"float32": torch.float32, "float16": torch.float16}[str(cfg.warmup.feature_dtype)]
+        dist = trainer.dist
         with torch.no_grad():
-            for x, y, _ in data.train_eval_batches(int(cfg.eval_batch_size)):
+            for x, y, i in data.train_eval_batches(int(cfg.eval_batch_size), dist=dist if dist.active else None):
                 with trainer.autocast():
                     f, z = features_and_logits(model, x)
                 z = z.float()
+                idx.append(i)
                 logits.append(z)
                 feats.append(f.to(feat_dtype))
                 losses.append(F.cross_entropy(z, y, reduction="none"))
             strong = _strong_view_outputs(trainer, data, int(cfg.eval_batch_size), seed, feat_dtype)
+        if dist.active:  # each rank scored its share of the batches: put the records back in index order
+            order = dist.gather_cat(torch.cat(idx)).argsort()
+            logits, feats, losses = ([dist.gather_cat(torch.cat(t))[order]] for t in (logits, feats, losses))
     test = f"test acc {result['final_test_acc']:.2f}%" if data.eval_size("test") else "no test set"
     log.info("warm-up: %d epochs on %d samples (lr schedule %s), %d training forward passes, %s", epochs, n,
              cfg.warmup.scheduler, result["train_fwd"], test)
@@ -344,8 +353,11 @@ def run_warmup(cfg: DictConfig, data, *, num_classes: int, input_shape, device: 
     key = cache_key(cfg, data, cache_key_extra=cache_key_extra or {}, **kwargs)
     path = Path(str(cache_dir)) / f"warmup_{hashlib.sha256(key.encode()).hexdigest()[:20]}.pt"
     record = load_cached(path, key)
-    if record is not None and record.num_samples == data.num_samples and record.num_classes == num_classes:
+    usable = record is not None and record.num_samples == data.num_samples and record.num_classes == num_classes
+    dist = distributed.current()
+    if dist.all_true(usable):  # ranks train the warm-up together unless every one of them has the record
         return record.to(device)
     record = train_warmup(cfg, data, device=device, **kwargs)
-    save_cached(path, key, record)
+    if dist.is_main:
+        save_cached(path, key, record)
     return record
