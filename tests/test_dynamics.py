@@ -47,7 +47,7 @@ def test_paper_protocol_defaults(compose_cfg):
     assert (cfg.pruner.policy.epochs, cfg.pruner.policy.window, cfg.pruner.policy.beta_sampling) == (30, 10, True)
     assert compose_cfg(["pruner=dyn_unc"]).pruner.policy.epochs is None
     dyn = protocol_config(cfg, "dynamics")
-    assert (dyn.warmup.epochs, dyn.warmup.scheduler) == (200, "run") and cfg.warmup.epochs == 10
+    assert (dyn.warmup.epochs, dyn.warmup.scheduler) == (200, "run") and cfg.warmup.epochs == 30  # CIFAR-100N
     assert compose_cfg(["pruner=prune4rel"]).pruner.policy.view == "strong"
     assert compose_cfg(["pruner=infobatch_das"]).pruner.scorer.cold_start == "loss"
 

@@ -47,10 +47,11 @@ def test_killed_and_stopped_runs_resume_to_the_uninterrupted_result(cli, tmp_pat
     ref_results, results = tmp_path / "ref", tmp_path / "res"
     rc, out = cli([*RUN, f"results_dir={ref_results}"], tmp_path)
     assert rc == 0, out[-3000:]
-    # (fault injected, expected exit status): SIGTERM mid-epoch 1 (the epoch finishes, checkpoint, exit 3);
+    # (fault injected, expected exit status): SIGTERM mid-epoch 1 (batch 16; epoch 0 has 12 batches: the epoch
+    # finishes, checkpoint, exit 3);
     # SIGKILL during the 2nd reference evaluation, in the middle of writing a checkpoint, and between
     # summary.json and the runs.csv row; then a clean resume, and one more that finds the run finished.
-    steps = [("train_batch:12:TERM", 3), ("ref_eval:2", -9), ("ckpt_write:1", -9), ("after_summary:1", -9),
+    steps = [("train_batch:16:TERM", 3), ("ref_eval:2", -9), ("ckpt_write:1", -9), ("after_summary:1", -9),
              ("", 0), ("", 0)]
     outs = []
     for kill_at, expected in steps:
