@@ -111,6 +111,22 @@ def test_two_ranks_reproduce_one_rank_with_identical_state(compose_cfg, cli_env,
         for key in ("train/loss", "train/weighted_loss", "test/loss", "ref/loss", "test/acc"):
             assert b[key] == pytest.approx(a[key], rel=REL_TOL), key
 
+    # Stopped by SIGTERM on rank 0 in epoch 1 (every rank stops at that epoch's end), then resumed on both
+    # ranks from rank 0's checkpoint: the same epoch records as the uninterrupted 2-rank run, one row.
+    again = tmp_path / "again"
+    args = [*EQUIV, f"results_dir={again}", "dist_check=true", "resume=auto"]
+    proc = _torchrun(args, {**cli_env, "ALIGNPRUNE_TEST_KILL_AT": "train_batch:14:TERM"})
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode != 0 and "stopped: stopped by SIGTERM at epoch 2" in out, out[-3000:]
+    proc = _torchrun(args, cli_env)
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, out[-3000:]
+    assert len((again / "runs.csv").read_text().splitlines()) == 2
+    (run,) = [d for d in (again / "runs").glob("*/*") if (d / "summary.json").exists()]  # the continued folder
+    resumed = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [{k: v for k, v in r.items() if not k.startswith("time/")} for r in resumed] == \
+        [{k: v for k, v in r.items() if not k.startswith("time/")} for r in two]
+
 
 def _rank_main(rank: int, port: int, out_dir: str) -> None:
     """One rank of a spawned 2-process run: IES, DivBS and a static pruner (distributed warm-up), a config

@@ -180,6 +180,9 @@ class Trainer:
         st.model.train()
         in_batch = hasattr(st.policy, "select_in_batch")
         dist, world = self.dist, self.dist.world_size
+        # Batch callbacks may live on rank 0 alone (records, test hooks); the gather they need is a collective,
+        # so every rank joins it when any rank has one.
+        gather_batches = any(dist.gather_objects(bool(self.batch_callbacks)))
         seen, losses, weighted_sum = [], [], torch.zeros((), dtype=torch.float64, device=self.device)
         slices = self.batches(len(indices))
         for sl, batch in zip(slices, self.data.train_batches(indices, slices, st.augment_gen,
@@ -217,7 +220,7 @@ class Trainer:
             seen.append(batch.idx)
             losses.append(loss_vec.detach())
             weighted_sum += loss.detach() * (n_global / world)
-            if self.batch_callbacks:
+            if gather_batches:
                 idx, lg, y = batch.idx, logits.detach().float(), batch.y
                 if dist.active:
                     idx, lg, y = dist.gather_cat(idx), dist.gather_cat(lg), dist.gather_cat(y)
