@@ -58,7 +58,6 @@ class Trainer:
         self.last_test = (float("nan"), float("nan"))
         self.history: list[dict] = []  # epoch records so far (restored with a checkpoint)
         self.epoch_end_hooks: list[Callable[[list[dict]], None]] = []  # after each record: checkpoints, stops
-
         self.dist = distributed.current() if dist is None else dist
         distributed.check_global_batch(batch_size, self.dist)
         self.net = self.dist.wrap(state.model, device)  # the module that trains (DDP over state.model)
@@ -68,16 +67,18 @@ class Trainer:
         self.check_ranks = check_ranks
         self._part = self.dist if self.dist.active else None
 
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The model's logits for ``x`` (through the compiled model when ``compile=true``)."""
-        x = x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x
-        return (self._forward or self.net)(x)
+        return (self._forward or self.net)(self._input(x))
 
     def eval_forward(self, x: torch.Tensor) -> torch.Tensor:
         """No-grad logits outside DistributedDataParallel (ranks evaluate unequal shares: no collective here)."""
         if not self.dist.active:
             return self.forward(x)
-        return self.state.model(x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x)
+        return self.state.model(self._input(x))
 
     def autocast(self):
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp)
