@@ -3,7 +3,7 @@
 Metadata and package data live in pyproject.toml; this list needs code because the config tree lives
 outside src/ (the project's layout) and must still ship in every wheel, groups included. Editable installs
 leave it out: they keep setuptools' plain ``src`` path entry (which Hydra's plugin scan of the
-``hydra_plugins`` namespace needs) and read the checkout's conf/ directly (alignprune_exp.config_path).
+``hydra_plugins`` namespace needs) and read the checkout's conf/ directly (alignprune_exp.config.paths).
 """
 
 import sys

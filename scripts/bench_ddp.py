@@ -39,7 +39,7 @@ def _worker(rank: int, world: int, port: int, overrides: list[str], out: str) ->
     import torch
     from hydra import compose, initialize_config_dir
 
-    from alignprune_exp import distributed
+    from alignprune_exp.core import distributed
     from alignprune_exp.cli import CONF_DIR, build_trainer
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),

@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 from alignprune_exp.cli import build_trainer  # noqa: E402
-from alignprune_exp.reference import CleanValReference  # noqa: E402
+from alignprune_exp.reference.selectors import CleanValReference  # noqa: E402
 from alignprune_exp.scoring.das import das_scores  # noqa: E402
 
 DEFAULT = ["profile=cpu", "dataset=cifar10", "noise=real_worst", "pruner=infobatch_das", "ratio=r30",

@@ -29,8 +29,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from alignprune_exp.data.augment import BatchAugment  # noqa: E402
-from alignprune_exp.data.source import InMemoryData  # noqa: E402
-from alignprune_exp.models import build_model  # noqa: E402
+from alignprune_exp.data.batches import InMemoryData  # noqa: E402
+from alignprune_exp.models.builders import build_model  # noqa: E402
 from alignprune_exp.pruning import FullData, InfoBatch  # noqa: E402
 from alignprune_exp.scoring import DASScorer, LossScorer  # noqa: E402
 from alignprune_exp.train.budget import ForwardBudget  # noqa: E402

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from alignprune_exp.plots import make_plots
+from alignprune_exp.report.plots import make_plots
 
 
 def main(argv: list[str] | None = None) -> int:

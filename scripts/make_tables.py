@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from alignprune_exp.tables import write_tables
+from alignprune_exp.report.tables import write_tables
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from alignprune_exp.results_read import load_results, rebuild_index, report
+from alignprune_exp.report.read import load_results, rebuild_index, report
 
 COLUMNS = {
     "pruner": "pruner", "noise": "noise", "ratio": "ratio", "seed": "seed",

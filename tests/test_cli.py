@@ -50,7 +50,7 @@ def test_single_run_writes_its_records(cli_env, tmp_path):
         assert key in epochs[0]
     assert epochs[-1]["fwd/train"] == summary["train_fwd"]
     assert epochs[-1]["fwd/reference"] == summary["reference_fwd"] > 0
-    from alignprune_exp.snapshots import load_snapshots
+    from alignprune_exp.runs.snapshots import load_snapshots
 
     snaps = load_snapshots(run_dir / "snapshots.npz")
     assert snaps["scores"].shape == snaps["losses"].shape == (len(snaps["epochs"]), summary["n_train"])

@@ -9,7 +9,7 @@ import pytest
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
-from alignprune_exp.utils import instantiate
+from alignprune_exp.config.instantiate import instantiate
 
 from .conftest import CONF_DIR, ROOT
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from alignprune_exp.scoring.das import DASScorer, das_scores
-from alignprune_exp.utils import instantiate
+from alignprune_exp.config.instantiate import instantiate
 
 
 def feed(scorer, losses, observed):

@@ -16,9 +16,9 @@ from alignprune_exp.data import (
     load_cifar,
     load_digits,
 )
-from alignprune_exp.errors import DataError
+from alignprune_exp.core.errors import DataError
 from alignprune_exp.noise import load_human_labels
-from alignprune_exp.safe_load import safe_pickle_load, safe_torch_load
+from alignprune_exp.core.safe_load import safe_pickle_load, safe_torch_load
 
 from .fake_data import write_cifar_n, write_cifar_npy, write_cifar_torchvision, write_py2_pickle
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from alignprune_exp.cli import build_trainer
-from alignprune_exp.distributed import Dist
+from alignprune_exp.core.distributed import Dist
 
 from .conftest import CONF_DIR, ROOT, TINY_DIGITS
 
@@ -57,7 +57,7 @@ def test_rank_parts_of_a_global_batch_are_the_single_process_batch_cut(compose_c
 
 
 def test_a_global_batch_must_split_evenly(compose_cfg):
-    from alignprune_exp.errors import ConfigError
+    from alignprune_exp.core.errors import ConfigError
     from alignprune_exp.train.trainer import Trainer
 
     trainer, _ = build_trainer(compose_cfg(TINY_DIGITS))
@@ -67,7 +67,7 @@ def test_a_global_batch_must_split_evenly(compose_cfg):
 
 
 def test_slurm_tasks_find_their_rank_and_rendezvous(monkeypatch):
-    from alignprune_exp import distributed
+    from alignprune_exp.core import distributed
 
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.setenv(key, "")  # recorded first, so the variables the export writes are removed afterwards
@@ -133,8 +133,8 @@ def _rank_main(rank: int, port: int, out_dir: str) -> None:
     disagreement, then a run in which rank 1 dies."""
     from hydra import compose, initialize_config_dir
 
-    from alignprune_exp import distributed
-    from alignprune_exp.errors import ConfigError
+    from alignprune_exp.core import distributed
+    from alignprune_exp.core.errors import ConfigError
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
                       LOCAL_RANK=str(rank), WANDB_MODE="disabled")

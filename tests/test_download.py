@@ -16,8 +16,8 @@ import pytest
 
 from alignprune_exp.data import find_cifar_n_file, load_cifar
 from alignprune_exp.data.download import DownloadError, download
-from alignprune_exp.data.sources import CIFAR_N_COMMIT, source
-from alignprune_exp.errors import DataError
+from alignprune_exp.data.catalog import CIFAR_N_COMMIT, source
+from alignprune_exp.core.errors import DataError
 from alignprune_exp.noise import HumanNoise
 
 from .conftest import ROOT
@@ -188,7 +188,7 @@ def test_default_sources_are_torchvisions_and_the_pinned_cifar_n_files(monkeypat
 
 
 def test_download_option_reaches_the_cifar_loaders_and_label_files(compose_cfg):
-    from alignprune_exp.utils import instantiate
+    from alignprune_exp.config.instantiate import instantiate
 
     cfg = compose_cfg(["dataset=cifar100", "noise=real"])
     assert cfg.download is False and cfg.dataset.loader.download is False

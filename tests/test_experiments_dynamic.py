@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from alignprune_exp.pruning import InfoBatch
-from alignprune_exp.utils import instantiate
+from alignprune_exp.config.instantiate import instantiate
 
 from .conftest import CONF_DIR, ROOT, TINY_DIGITS
 

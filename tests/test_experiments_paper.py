@@ -120,7 +120,7 @@ def test_train_subset_is_fixed_by_the_split_seed(compose_cfg):
     assert np.array_equal(sub.ref_x.numpy(), full.ref_x.numpy())
     rows_full = {r.tobytes() for r in full.x.numpy()}
     assert all(r.tobytes() in rows_full for r in sub.x.numpy())
-    from alignprune_exp.errors import ConfigError
+    from alignprune_exp.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="train_subset"):
         data("train_subset=100000")

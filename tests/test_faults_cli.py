@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alignprune_exp.results import RESULT_COLUMNS
+from alignprune_exp.runs.records import RESULT_COLUMNS
 
 from .cli_fork import ForkedCLI
 from .conftest import TINY_DIGITS

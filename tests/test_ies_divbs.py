@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from alignprune_exp.errors import ConfigError
+from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.pruning import IES, DivBS
 from alignprune_exp.pruning.divbs import gradient_gram, greedy_orthogonal
 from alignprune_exp.scoring import SecondOrderScorer
-from alignprune_exp.utils import instantiate
+from alignprune_exp.config.instantiate import instantiate
 
 INF = float("inf")
 

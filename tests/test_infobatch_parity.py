@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from alignprune_exp.errors import ConfigError
+from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.pruning import InfoBatch
-from alignprune_exp.utils import instantiate
+from alignprune_exp.config.instantiate import instantiate
 
 SCORES = torch.arange(1000, dtype=torch.float32)      # mean 499.5: D1 = samples 0..499
 

@@ -18,7 +18,7 @@ from alignprune_exp.data.imagenet import load_imagenet1k
 from alignprune_exp.data.news import TOPIC_OF_GROUP, load_news
 from alignprune_exp.data.streaming import Part, build_streaming_data
 from alignprune_exp.data.webvision import load_webvision_mini
-from alignprune_exp.errors import ConfigError, DataError
+from alignprune_exp.core.errors import ConfigError, DataError
 from alignprune_exp.noise import make_noisy_labels
 
 from .conftest import ROOT
@@ -135,7 +135,7 @@ def test_streaming_batches_follow_the_given_order_and_do_not_depend_on_workers(t
 
 
 def test_each_rank_reads_only_its_part_of_every_global_batch(trees):
-    from alignprune_exp.distributed import Dist
+    from alignprune_exp.core.distributed import Dist
 
     data_dir, _ = trees
     data = source_of(load_imagenet1k(str(data_dir / "imagenet"), **SMALL))
@@ -195,7 +195,7 @@ def build(compose_cfg, data_dir, *overrides):
     small = [] if "dataset=news" in overrides else ["++dataset.loader.num_workers=0", "++dataset.loader.image_size=32",
                                                     "++dataset.loader.resize_size=36"]
     cfg = compose_cfg([f"data_dir={data_dir}", *small, *overrides])
-    from alignprune_exp.utils import instantiate
+    from alignprune_exp.config.instantiate import instantiate
 
     return build_streaming_data(cfg, instantiate(cfg.dataset.loader), torch.device("cpu"))
 
@@ -299,7 +299,7 @@ def test_each_missing_file_is_a_one_line_error_naming_its_path(tmp_path, case):
 
 
 def test_a_missing_dataset_reaches_the_cli_as_its_own_one_line_error(compose_cfg, tmp_path):
-    from alignprune_exp.utils import instantiate
+    from alignprune_exp.config.instantiate import instantiate
 
     cfg = compose_cfg(["dataset=webvision_mini", f"data_dir={tmp_path}"])
     with pytest.raises(DataError) as err:   # utils.instantiate unwraps it; cli.main prints it as "error: ..."

@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from alignprune_exp.errors import ConfigError
-from alignprune_exp.models import build_model
+from alignprune_exp.core.errors import ConfigError
+from alignprune_exp.models.builders import build_model
 from alignprune_exp.train.lars import Lars, lars
 from alignprune_exp.train.schedule import OneCycle
-from alignprune_exp.utils import instantiate
+from alignprune_exp.config.instantiate import instantiate
 
 
 def test_lars_step_matches_a_hand_computation():

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from alignprune_exp.metrics import (
+from alignprune_exp.train.metrics import (
     auroc,
     kept_noisy_fraction,
     loss_noise_auroc,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alignprune_exp.errors import ConfigError, DataError
+from alignprune_exp.core.errors import ConfigError, DataError
 from alignprune_exp.noise import (
     CIFAR100_COARSE_OF_FINE,
     HumanNoise,

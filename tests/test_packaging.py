@@ -11,7 +11,7 @@ import sys
 
 from hydra import compose, initialize_config_dir
 
-from alignprune_exp.config_path import checkout_conf_dir, config_dir
+from alignprune_exp.config.paths import checkout_conf_dir, config_dir
 
 from .conftest import CONF_DIR
 

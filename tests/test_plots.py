@@ -10,8 +10,8 @@ import sys
 import matplotlib.image as mpimg
 import pytest
 
-from alignprune_exp.plots import make_plots
-from alignprune_exp.results import RESULT_COLUMNS
+from alignprune_exp.report.plots import make_plots
+from alignprune_exp.runs.records import RESULT_COLUMNS
 
 from .conftest import ROOT, TINY_DIGITS
 

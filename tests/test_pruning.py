@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from alignprune_exp.errors import ConfigError
+from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.pruning import FullData, InfoBatch, Policy, RandomDynamic
 from alignprune_exp.pruning.base import is_annealing
 

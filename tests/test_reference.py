@@ -8,9 +8,9 @@ import torch
 
 from alignprune_exp.cli import build_data
 from alignprune_exp.data.splits import make_splits
-from alignprune_exp.errors import ConfigError
-from alignprune_exp.reference import PseudoCleanReference, ReferenceContext
-from alignprune_exp.utils import instantiate
+from alignprune_exp.core.errors import ConfigError
+from alignprune_exp.reference.selectors import PseudoCleanReference, ReferenceContext
+from alignprune_exp.config.instantiate import instantiate
 
 from .conftest import TINY_DIGITS
 from .test_static import make_record

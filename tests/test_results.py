@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from concurrent.futures import ProcessPoolExecutor
 
-from alignprune_exp.results import RESULT_COLUMNS, RunRecorder, append_result_row
+from alignprune_exp.runs.records import RESULT_COLUMNS, RunRecorder, append_result_row
 
 
 def _append(args):
@@ -51,7 +51,7 @@ def test_full_disk_append_fails_loudly_and_leaves_the_file_whole(tmp_path, monke
     import pytest
 
     from alignprune_exp import faultinject
-    from alignprune_exp.errors import ResultsWriteError
+    from alignprune_exp.core.errors import ResultsWriteError
 
     append_result_row(tmp_path, {"pruner": "full", "seed": 0, "run_id": "a"})
     before = (tmp_path / "runs.csv").read_bytes()
@@ -63,7 +63,7 @@ def test_full_disk_append_fails_loudly_and_leaves_the_file_whole(tmp_path, monke
 
 
 def test_torn_last_line_is_closed_and_reruns_are_not_appended_twice(tmp_path):
-    from alignprune_exp.results_read import load_results
+    from alignprune_exp.report.read import load_results
 
     append_result_row(tmp_path, {"pruner": "full", "seed": 0, "run_id": "a"})
     with open(tmp_path / "runs.csv", "a") as f:
@@ -80,7 +80,7 @@ def test_readers_skip_glued_rows_merge_machines_and_rebuild(tmp_path, cli_env):
     import subprocess
     import sys
 
-    from alignprune_exp.results_read import load_results, rebuild_index
+    from alignprune_exp.report.read import load_results, rebuild_index
 
     from .conftest import ROOT
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from alignprune_exp.errors import ConfigError
+from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.scoring import DASScorer, LossScorer, Scorer, das_scores
 
 

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from alignprune_exp.data.strong_augment import StrongAugment
-from alignprune_exp.errors import ConfigError
-from alignprune_exp.sop import SOPPlus
-from alignprune_exp.utils import instantiate
+from alignprune_exp.core.errors import ConfigError
+from alignprune_exp.losses.sop_plus import SOPPlus
+from alignprune_exp.config.instantiate import instantiate
 
 N, C = 10, 3
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from alignprune_exp.cli import build_trainer
-from alignprune_exp.reference import CleanValReference
+from alignprune_exp.reference.selectors import CleanValReference
 from alignprune_exp.train import speed
 
 from .conftest import TINY_DIGITS

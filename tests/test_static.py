@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from alignprune_exp.errors import ConfigError
+from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.pruning.static import (
     DUAL, EL2N, SSP, DynUnc, Forgetting, GraNd, Margin, Moderate, Prune4ReL, RandomStatic, SmallLoss,
 )
@@ -22,7 +22,7 @@ from alignprune_exp.pruning.static.grand import grand_scores
 from alignprune_exp.pruning.static.margin import margins
 from alignprune_exp.pruning.static.moderate import class_median_distances
 from alignprune_exp.train.warmup import WarmupRecord, WarmupRecorder
-from alignprune_exp.utils import instantiate
+from alignprune_exp.config.instantiate import instantiate
 
 STATIC = ["random_static", "smalll", "margin", "forgetting", "grand", "el2n", "moderate", "ssp", "prune4rel",
           "dyn_unc", "dual"]

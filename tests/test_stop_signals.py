@@ -7,9 +7,9 @@ import signal
 
 import pytest
 
-from alignprune_exp import stop_signals
-from alignprune_exp.errors import RunInterrupted
-from alignprune_exp.stop_signals import StopRequest, StopSignals
+from alignprune_exp.runs import stop_signals
+from alignprune_exp.core.errors import RunInterrupted
+from alignprune_exp.runs.stop_signals import StopRequest, StopSignals
 
 
 def test_signal_is_recorded_then_stops_at_a_batch_after_the_grace(monkeypatch):

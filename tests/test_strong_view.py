@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from alignprune_exp.data.strong_augment import AutoAugmentView, JitterView, strong_augment_for
-from alignprune_exp.errors import ConfigError
+from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.pruning.static import Prune4ReL
 
 from .test_static import make_record

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alignprune_exp.results import RESULT_COLUMNS
-from alignprune_exp.tables import cell_stats, load_paper_results, load_runs, parse_overrides, write_tables
+from alignprune_exp.runs.records import RESULT_COLUMNS
+from alignprune_exp.report.tables import cell_stats, load_paper_results, load_runs, parse_overrides, write_tables
 
 from .conftest import ROOT
 

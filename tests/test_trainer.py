@@ -9,7 +9,7 @@ import torch
 
 from alignprune_exp.cli import build_trainer
 from alignprune_exp.data.augment import BatchAugment
-from alignprune_exp.errors import ConfigError
+from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.train.budget import ForwardBudget
 from alignprune_exp.train.schedule import Constant, MultiStep, OneCycle
 

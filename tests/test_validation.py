@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from alignprune_exp.data.splits import make_splits
-from alignprune_exp.errors import ConfigError, DataError
-from alignprune_exp.utils import instantiate
-from alignprune_exp.validation import check_writable, validate_config
+from alignprune_exp.core.errors import ConfigError, DataError
+from alignprune_exp.config.instantiate import instantiate
+from alignprune_exp.config.checks import check_writable, validate_config
 
 BAD = {
     "batch_size=0": "batch_size=0 must be an integer >= 1",

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from alignprune_exp.data.augment import BatchAugment
-from alignprune_exp.data.source import InMemoryData
-from alignprune_exp.safe_load import safe_torch_load
+from alignprune_exp.data.batches import InMemoryData
+from alignprune_exp.core.safe_load import safe_torch_load
 from alignprune_exp.train.warmup import load_cached, run_warmup, save_cached
 
 from .conftest import TINY_DIGITS

@@ -14,30 +14,33 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from . import distributed, faultinject
-from .code_version import code_version
-from .config_path import config_dir
-from .data.augment import BatchAugment
-from .data.source import InMemoryData
-from .data.splits import make_splits, subset_indices
-from .data.streaming import SourceSpec, build_streaming_data
-from .data.strong_augment import strong_augment_for
-from .errors import (EXIT_DIVERGED, EXIT_INPUT, EXIT_INTERRUPTED, AlignPruneError, ConfigError, RunInterrupted,
+from alignprune_exp import faultinject
+
+from alignprune_exp.core import distributed
+from alignprune_exp.runs.code_version import code_version
+from alignprune_exp.config.paths import config_dir
+from alignprune_exp.data.augment import BatchAugment
+from alignprune_exp.data.batches import InMemoryData
+from alignprune_exp.data.splits import make_splits, subset_indices
+from alignprune_exp.data.streaming import SourceSpec, build_streaming_data
+from alignprune_exp.data.strong_augment import strong_augment_for
+from alignprune_exp.core.errors import (EXIT_DIVERGED, EXIT_INPUT, EXIT_INTERRUPTED, AlignPruneError, ConfigError, RunInterrupted,
                      TrainingDiverged)
-from .reference import ReferenceContext
-from .results import RunRecorder, append_result_row
-from .resume import FINAL_STATUSES, run_id, write_index
-from .resume import plan as resume_plan
-from .snapshots import SnapshotRecorder
-from .stop_signals import STOP, StopSignals
-from .train import speed
-from .train.budget import ForwardBudget
-from .train.checkpoint import Checkpointer
-from .train.dynamics import record_dynamics
-from .train.state import RunState
-from .train.trainer import Trainer
-from .validation import check_writable, validate_config
-from .utils import instantiate, resolve_device, seed_everything
+from alignprune_exp.reference.selectors import ReferenceContext
+from alignprune_exp.runs.records import RunRecorder, append_result_row
+from alignprune_exp.runs.resume import FINAL_STATUSES, run_id, write_index
+from alignprune_exp.runs.resume import plan as resume_plan
+from alignprune_exp.runs.snapshots import SnapshotRecorder
+from alignprune_exp.runs.stop_signals import STOP, StopSignals
+from alignprune_exp.train import speed
+from alignprune_exp.train.budget import ForwardBudget
+from alignprune_exp.runs.checkpoint import Checkpointer
+from alignprune_exp.train.recorders import record_dynamics
+from alignprune_exp.train.state import RunState
+from alignprune_exp.train.trainer import Trainer
+from alignprune_exp.config.checks import check_writable, validate_config
+from alignprune_exp.config.instantiate import instantiate
+from alignprune_exp.core.runtime import resolve_device, seed_everything
 
 log = logging.getLogger("alignprune")
 
@@ -51,7 +54,7 @@ def pool_warmup(cfg: DictConfig, images, noisy: np.ndarray, pool: np.ndarray, de
 
     Seeded by ``split_seed``: like every split, the reference set is the same whatever the training seed.
     """
-    from .train.warmup import run_warmup
+    from alignprune_exp.train.warmup import run_warmup
 
     pool = np.sort(pool)
     dev = torch.as_tensor
@@ -113,7 +116,7 @@ def build_policy(cfg: DictConfig, data: InMemoryData, info: dict, device: torch.
     """Instantiate the pruning policy; static policies first get the (cached) warm-up record they select from."""
     policy = instantiate(cfg.pruner.policy, num_samples=info["n_train"], seed=int(cfg.seed))
     if getattr(policy, "needs_warmup", False):
-        from .train.warmup import run_warmup
+        from alignprune_exp.train.warmup import run_warmup
 
         policy.prepare(run_warmup(cfg, data, num_classes=info["num_classes"], input_shape=info["input_shape"],
                                   device=device, cache_key_extra={},

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from .errors import ConfigError
+from alignprune_exp.core.errors import ConfigError
 
 # key: (minimum, what it is) for integer settings
 INTS = {

@@ -14,7 +14,7 @@ PACKAGE = "alignprune_exp.conf"
 
 def checkout_conf_dir() -> Path | None:
     """The conf/ beside src/ when this package runs from a source checkout, else None."""
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     if (root / "pyproject.toml").is_file() and (root / "conf" / "config.yaml").is_file():
         return root / "conf"
     return None

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 import torch.distributed as td
 
-from .errors import ConfigError
+from alignprune_exp.core.errors import ConfigError
 
 log = logging.getLogger("alignprune")
 

@@ -1,4 +1,4 @@
-"""Small helpers shared by the CLI: device choice, seeding, object construction from config."""
+"""Device choice and seeding."""
 
 from __future__ import annotations
 
@@ -6,26 +6,8 @@ import random
 
 import numpy as np
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate as _instantiate
 
-from .errors import AlignPruneError, ConfigError
-
-
-def instantiate(node, **kwargs):
-    """Build an object from a config node with a ``_target_`` (one wrapper, ready for Hydra 1.4's allow-list).
-
-    Our own input errors raised inside a target are re-raised unwrapped, so the CLI can print them as one line.
-    """
-    try:
-        return _instantiate(node, **kwargs)
-    except InstantiationException as err:
-        cause = err.__cause__
-        while cause is not None and not isinstance(cause, AlignPruneError):
-            cause = cause.__cause__
-        if cause is not None:
-            raise cause from None
-        raise
+from alignprune_exp.core.errors import ConfigError
 
 
 def resolve_device(name: str) -> torch.device:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from alignprune_exp.errors import DataError
+from alignprune_exp.core.errors import DataError
 
 # numpy >= 2 moved numpy.core to numpy._core; files written by numpy 1.x still name the old module.
 _np_core = getattr(np, "_core", None) or np.core

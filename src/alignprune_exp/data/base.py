@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from alignprune_exp.errors import DataError
+from alignprune_exp.core.errors import DataError
 
 
 @dataclass

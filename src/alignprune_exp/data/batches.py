@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .augment import BatchAugment
+from alignprune_exp.data.augment import BatchAugment
 
 
 @dataclass

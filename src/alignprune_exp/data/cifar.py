@@ -12,8 +12,8 @@ import torch
 
 from alignprune_exp.data.base import ImageData
 from alignprune_exp.data.cifar100_meta import CIFAR100_COARSE_OF_FINE
-from alignprune_exp.errors import ConfigError, DataError
-from alignprune_exp.safe_load import safe_pickle_load
+from alignprune_exp.core.errors import ConfigError, DataError
+from alignprune_exp.core.safe_load import safe_pickle_load
 
 _SPECS: dict[str, dict] = {
     "cifar10": {
@@ -61,7 +61,7 @@ def load_cifar(name: str, data_dir: str, download: bool = False) -> ImageData:
         name: "cifar10" or "cifar100".
         data_dir: the directory holding the data.
         download: when no layout is found, download torchvision's archive (MD5-checked) and extract it into
-            ``<data_dir>/<folder>/`` (see alignprune_exp.data.sources); off by default.
+            ``<data_dir>/<folder>/`` (see alignprune_exp.data.catalog); off by default.
 
     Raises:
         ConfigError: unknown name.
@@ -78,7 +78,7 @@ def load_cifar(name: str, data_dir: str, download: bool = False) -> ImageData:
         if (npy_dir / "train_x.npy").is_file():
             return _load_npy(name, spec, npy_dir)
     if download:
-        from alignprune_exp.data.sources import fetch_cifar
+        from alignprune_exp.data.catalog import fetch_cifar
 
         return _load_torchvision(name, spec, fetch_cifar(name, root, spec["folder"]))
     looked = ", ".join([f"{tv_dir}/"] + [str(d / "train_x.npy") for d in npy_dirs])
@@ -261,7 +261,7 @@ def find_cifar_n_file(name: str, data_dir: str, download: bool = False) -> Path:
         if candidate.is_file():
             return candidate
     if download:
-        from alignprune_exp.data.sources import fetch_cifar_n
+        from alignprune_exp.data.catalog import fetch_cifar_n
 
         return fetch_cifar_n(name, root)
     raise DataError(

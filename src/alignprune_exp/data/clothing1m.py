@@ -15,7 +15,7 @@ import numpy as np
 
 from alignprune_exp.data.image_files import (ImageList, ImageListSpec, check_first_file, read_keys, read_pairs,
                                              require_file)
-from alignprune_exp.errors import DataError
+from alignprune_exp.core.errors import DataError
 
 NUM_CLASSES = 14
 LAYOUT = ("Clothing-1M needs its official files in dataset.loader.root (or its annotations/ folder): "

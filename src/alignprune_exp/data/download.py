@@ -22,7 +22,7 @@ from typing import Iterator
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
-from alignprune_exp.errors import DataError
+from alignprune_exp.core.errors import DataError
 
 log = logging.getLogger(__name__)
 

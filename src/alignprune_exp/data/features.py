@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .source import InMemoryData
-from .streaming import Part, SourceSpec
+from alignprune_exp.data.batches import InMemoryData
+from alignprune_exp.data.streaming import Part, SourceSpec
 
 
 class IdentityAugment:

@@ -20,7 +20,7 @@ from torchvision import transforms as T
 from alignprune_exp.data.jpeg_tensor import (EncodedBatch, StrongTensorView, TensorCrop, decode_batch, decode_cpu,
                                              read_bytes, resolve_decode, transform_batch)
 from alignprune_exp.data.streaming import Part, SourceSpec, StreamingData
-from alignprune_exp.errors import ConfigError, DataError
+from alignprune_exp.core.errors import ConfigError, DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

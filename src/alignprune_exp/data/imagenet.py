@@ -13,7 +13,7 @@ from pathlib import Path
 
 from alignprune_exp.data.image_files import (ImageList, ImageListSpec, check_first_file, require_dir,
                                              scan_class_folders)
-from alignprune_exp.errors import DataError
+from alignprune_exp.core.errors import DataError
 
 LAYOUT = ("ImageNet-1K needs the class-folder layout <root>/train/<wnid>/*.JPEG and <root>/val/<wnid>/*.JPEG "
           "(validation images sorted into class folders); set dataset.loader.root to that folder (get ILSVRC2012 "

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torchvision import io as tvio
 from torchvision import transforms as T
 
-from ..errors import ConfigError, DataError
+from alignprune_exp.core.errors import ConfigError, DataError
 
 DECODE_MODES = ("auto", "pil", "tensor", "gpu")
 # torchvision 0.29 marks its image codecs deprecated (in favour of TorchCodec) but they work unchanged.

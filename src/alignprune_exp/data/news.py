@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from alignprune_exp.data.features import FeatureSpec
-from alignprune_exp.errors import DataError
-from alignprune_exp.safe_load import safe_pickle_load
+from alignprune_exp.core.errors import DataError
+from alignprune_exp.core.safe_load import safe_pickle_load
 
 # Co-teaching+'s regroup_dataset: alt | comp.* | misc.forsale | rec.* | sci.* | soc.religion | talk.*
 TOPIC_OF_GROUP = np.array([0, 1, 1, 1, 1, 1, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 6, 6, 6, 6], dtype=np.int64)

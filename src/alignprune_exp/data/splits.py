@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from alignprune_exp.core.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)

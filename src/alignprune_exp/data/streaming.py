@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..errors import AlignPruneError, ConfigError
-from ..reference import ReferenceContext
-from ..utils import instantiate
-from .augment import BatchAugment
-from .source import Batch, LabelledSource
-from .splits import make_splits, subset_indices
+from alignprune_exp.core.errors import AlignPruneError, ConfigError
+from alignprune_exp.reference.selectors import ReferenceContext
+from alignprune_exp.config.instantiate import instantiate
+from alignprune_exp.data.augment import BatchAugment
+from alignprune_exp.data.batches import Batch, LabelledSource
+from alignprune_exp.data.splits import make_splits, subset_indices
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,7 @@ def build_streaming_data(cfg, spec: SourceSpec, device: torch.device):
 
 def _pool_warmup(cfg, spec: SourceSpec, noisy: np.ndarray, pool: np.ndarray, device: torch.device):
     """Warm-up record of a fresh model trained on ``pool`` (noisy labels), for pseudo-clean reference selectors."""
-    from ..train.warmup import run_warmup
+    from alignprune_exp.train.warmup import run_warmup
 
     pool = np.sort(pool)
     empty = Part("train", pool[:0], spec.train_y[pool[:0]])

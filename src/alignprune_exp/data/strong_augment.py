@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torchvision.transforms import v2
 
-from ..errors import ConfigError
-from .augment import BatchAugment
+from alignprune_exp.core.errors import ConfigError
+from alignprune_exp.data.augment import BatchAugment
 
 STRONG_VIEWS = ("autoaugment", "jitter")
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from alignprune_exp.data.image_files import (ImageList, ImageListSpec, check_first_file, read_pairs, require_dir,
                                              require_file, scan_class_folders)
-from alignprune_exp.errors import ConfigError, DataError
+from alignprune_exp.core.errors import ConfigError, DataError
 
 LAYOUT = ("WebVision 1.0 needs its official layout under dataset.loader.root: info/train_filelist_google.txt, "
           "info/val_filelist.txt, info/synsets.txt, google/, val_images_256/ "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .errors import ConfigError
+from alignprune_exp.core.errors import ConfigError
 
 EPS = 1e-4
 

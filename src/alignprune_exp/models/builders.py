@@ -9,8 +9,8 @@ import timm
 import torch
 from torch import nn
 
-from .errors import ConfigError, DataError
-from .safe_load import safe_torch_load
+from alignprune_exp.core.errors import ConfigError, DataError
+from alignprune_exp.core.safe_load import safe_torch_load
 
 # timm families whose patch / window grid is fixed at build time: they get ``img_size`` from the input.
 _FIXED_GRID = ("vit_", "deit", "swin", "beit", "eva")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from alignprune_exp.errors import DataError
-from alignprune_exp.safe_load import safe_torch_load
+from alignprune_exp.core.errors import DataError
+from alignprune_exp.core.safe_load import safe_torch_load
 
 # Label keys of the official files, per dataset (the CIFAR-100 file also holds coarse-label lists).
 HUMAN_LABEL_KEYS: dict[str, tuple[str, ...]] = {

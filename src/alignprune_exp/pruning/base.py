@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from alignprune_exp.errors import ConfigError
+from alignprune_exp.core.errors import ConfigError
 
 
 def is_annealing(

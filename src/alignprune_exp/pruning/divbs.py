@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from alignprune_exp.errors import ConfigError
+from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.pruning.base import Policy
 
 

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from alignprune_exp.errors import ConfigError
+from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.pruning.base import (
     Policy,
     below_mean,

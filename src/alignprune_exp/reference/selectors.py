@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigError
+from alignprune_exp.core.errors import ConfigError
 
 
 @dataclass
@@ -117,7 +117,7 @@ class PseudoCleanReference(CleanValReference):
 
     def select(self, pool: np.ndarray, size: int, context: ReferenceContext | None = None) -> np.ndarray:
         """``size`` pool images chosen by the method from a warm-up on the pool (record rows = sorted pool)."""
-        from .pruning.static import Moderate, SmallLoss
+        from alignprune_exp.pruning.static import Moderate, SmallLoss
 
         if context is None or context.warmup is None:
             raise ConfigError("a pseudo-clean reference needs a warm-up runner: build the data through the CLI")

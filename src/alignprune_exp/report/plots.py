@@ -20,8 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .snapshots import load_snapshots  # noqa: E402
-from .tables import (NOISE_NAMES, NOISE_ORDER, _method_key, _order, cell_stats, load_runs,  # noqa: E402
+from alignprune_exp.runs.snapshots import load_snapshots  # noqa: E402
+from alignprune_exp.report.tables import (NOISE_NAMES, NOISE_ORDER, _method_key, _order, cell_stats, load_runs,  # noqa: E402
                      method_name, parse_overrides)
 
 PNG_META = {"Software": None}  # no version string: the same inputs give the same bytes

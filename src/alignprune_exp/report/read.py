@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .results import RESULT_COLUMNS, append_result_row
-from .resume import FINAL_STATUSES
+from alignprune_exp.runs.records import RESULT_COLUMNS, append_result_row
+from alignprune_exp.runs.resume import FINAL_STATUSES
 
 log = logging.getLogger(__name__)
 

@@ -91,7 +91,7 @@ def load_runs(results_dir: str | Path) -> pd.DataFrame:
     Reruns of the same cell and seed in the same setting keep only the latest row (by timestamp), so a
     repeated job never counts twice.
     """
-    from .results_read import load_results, report
+    from alignprune_exp.report.read import load_results, report
 
     rows, problems = load_results(results_dir)
     for col in ("experiment", "dataset", "model", "epochs", "n_train", "n_test", "test_split", "noise", "pruner",

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..durable import atomic_write_bytes
-from ..errors import ConfigError
+from alignprune_exp.runs.durable import atomic_write_bytes
+from alignprune_exp.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class Checkpointer:
 
     def restore(self) -> list[dict]:
         """Load ``checkpoint.pt`` into the trainer and parts; returns the epoch records it holds."""
-        from ..safe_load import safe_torch_load
+        from alignprune_exp.core.safe_load import safe_torch_load
 
         sd = safe_torch_load(self.path)
         if not isinstance(sd, dict) or sd.get("format") != FORMAT:

@@ -6,7 +6,9 @@ import functools
 import subprocess
 from pathlib import Path
 
-SOURCE = Path(__file__).resolve().parent
+from alignprune_exp import __version__
+
+SOURCE = Path(__file__).resolve().parents[1]  # the package folder
 
 
 @functools.lru_cache(maxsize=1)
@@ -24,6 +26,4 @@ def code_version() -> str:
         dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", str(top / "src"), str(top / "conf")))
         return f"git:{commit[:12]}{'+dirty' if dirty else ''}"
     except (OSError, subprocess.SubprocessError):
-        from . import __version__
-
         return f"pkg:{__version__}"

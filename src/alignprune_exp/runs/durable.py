@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import faultinject
+from alignprune_exp import faultinject
 
 
 def write_all(fd: int, data: bytes, write=os.write) -> None:

@@ -15,8 +15,8 @@ import logging
 import math
 from pathlib import Path
 
-from .durable import append_checked, atomic_write_bytes
-from .errors import ResultsWriteError
+from alignprune_exp.runs.durable import append_checked, atomic_write_bytes
+from alignprune_exp.core.errors import ResultsWriteError
 
 log = logging.getLogger(__name__)
 

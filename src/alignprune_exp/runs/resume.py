@@ -14,8 +14,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from .durable import atomic_write_bytes
-from .errors import ConfigError
+from alignprune_exp.runs.durable import atomic_write_bytes
+from alignprune_exp.core.errors import ConfigError
 
 # Keys that do not change what a run computes, left out of its id.
 NOT_IN_RUN_ID = ("resume", "checkpoint_every", "stop_grace_s", "progress_bar", "logger", "checkpoint",

@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 
-from .errors import RunInterrupted
+from alignprune_exp.core.errors import RunInterrupted
 
 SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGUSR1", "SIGINT") if hasattr(signal, n))
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from alignprune_exp.errors import ConfigError
+from alignprune_exp.core.errors import ConfigError
 
 
 def last_occurrence(indices: torch.Tensor) -> torch.Tensor:

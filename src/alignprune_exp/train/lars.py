@@ -19,7 +19,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from alignprune_exp.errors import ConfigError
+from alignprune_exp.core.errors import ConfigError
 
 
 class Lars(torch.optim.Optimizer):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from ..pruning.full import FullData
-from .warmup import WarmupRecorder
+from alignprune_exp.pruning.full import FullData
+from alignprune_exp.train.warmup import WarmupRecorder
 
 
 class DynamicsRecorder(WarmupRecorder):

@@ -9,7 +9,7 @@ import warnings
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from alignprune_exp.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .budget import ForwardBudget
+from alignprune_exp.train.budget import ForwardBudget
 
 
 @dataclass
@@ -71,6 +71,6 @@ class RunState:
 
     def load(self, path: str | Path) -> None:
         """Restore from a checkpoint through the restricted loader (no pickle code runs)."""
-        from ..safe_load import safe_torch_load
+        from alignprune_exp.core.safe_load import safe_torch_load
 
         self.load_state_dict(safe_torch_load(path))

@@ -10,12 +10,14 @@ from collections.abc import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .. import distributed, metrics
-from ..errors import TrainingDiverged
-from ..losses import CrossEntropy
-from ..models import features_and_logits
-from .schedule import LRSchedule
-from .state import RunState
+from alignprune_exp.core import distributed
+
+from alignprune_exp.train import metrics
+from alignprune_exp.core.errors import TrainingDiverged
+from alignprune_exp.losses.cross_entropy import CrossEntropy
+from alignprune_exp.models.builders import features_and_logits
+from alignprune_exp.train.schedule import LRSchedule
+from alignprune_exp.train.state import RunState
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ class Trainer:
         distributed.check_global_batch(batch_size, self.dist)
         self.net = self.dist.wrap(state.model, device)  # the module that trains (DDP over state.model)
         if forward is not None and self.net is not state.model:  # compile the DDP module: gradients still sync
-            from .speed import model_forward
+            from alignprune_exp.train.speed import model_forward
             self._forward = model_forward(self.net, True)
         self.check_ranks = check_ranks
         self._part = self.dist if self.dist.active else None

@@ -28,16 +28,16 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from .. import distributed
-from ..errors import AlignPruneError, ConfigError
-from ..models import features_and_logits
-from ..pruning.full import FullData
-from ..scoring.loss import LossScorer
-from ..utils import instantiate
-from .budget import ForwardBudget
-from .schedule import Constant, Cosine, LRSchedule
-from .state import RunState
-from .trainer import Trainer
+from alignprune_exp.core import distributed
+from alignprune_exp.core.errors import AlignPruneError, ConfigError
+from alignprune_exp.models.builders import features_and_logits
+from alignprune_exp.pruning.full import FullData
+from alignprune_exp.scoring.loss import LossScorer
+from alignprune_exp.config.instantiate import instantiate
+from alignprune_exp.train.budget import ForwardBudget
+from alignprune_exp.train.schedule import Constant, Cosine, LRSchedule
+from alignprune_exp.train.state import RunState
+from alignprune_exp.train.trainer import Trainer
 
 log = logging.getLogger("alignprune")
 
@@ -240,7 +240,7 @@ def cache_key(cfg: DictConfig, data, *, num_classes: int, input_shape, seed: int
 
 def load_cached(path: Path, key: str) -> WarmupRecord | None:
     """The record stored at ``path`` if it is readable, complete and made under ``key``; None (logged) otherwise."""
-    from ..safe_load import safe_torch_load
+    from alignprune_exp.core.safe_load import safe_torch_load
 
     if not path.is_file():
         log.info("warm-up cache miss: %s", path)

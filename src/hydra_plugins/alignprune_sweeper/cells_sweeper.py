@@ -167,7 +167,7 @@ def report_failures(failures: List[JobReturn], launched: int, jobs: List[List[st
     for r in failures:
         err = r._return_value
         message = " ".join(str(err).split()) or type(err).__name__
-        if type(err).__module__ not in ("alignprune_exp.errors",):
+        if type(err).__module__ not in ("alignprune_exp.core.errors",):
             message = f"{type(err).__name__}: {message} (traceback in the cell's log)"
         own = [o for o in (r.overrides or []) if o not in common]
         num = r.hydra_cfg.hydra.job.num if r.hydra_cfg is not None else "?"

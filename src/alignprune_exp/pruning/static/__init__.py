@@ -10,7 +10,7 @@ from alignprune_exp.pruning.static.margin import Margin
 from alignprune_exp.pruning.static.moderate import Moderate
 from alignprune_exp.pruning.static.prune4rel import Prune4ReL
 from alignprune_exp.pruning.static.random_static import RandomStatic
-from alignprune_exp.pruning.static.smalll import SmallLoss
+from alignprune_exp.pruning.static.small_loss import SmallLoss
 from alignprune_exp.pruning.static.ssp import SSP
 
 __all__ = ["StaticPolicy", "RandomStatic", "SmallLoss", "Margin", "Forgetting", "GraNd", "EL2N", "Moderate",

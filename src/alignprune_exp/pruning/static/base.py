@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from alignprune_exp.errors import ConfigError
+from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.pruning.base import Policy
 
 log = logging.getLogger("alignprune")

@@ -6,7 +6,7 @@ import logging
 
 import torch
 
-from alignprune_exp.errors import ConfigError
+from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.pruning.static.base import StaticPolicy
 
 log = logging.getLogger("alignprune")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from alignprune_exp.errors import ConfigError
+from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.pruning.static.base import StaticPolicy, round_half_up, top_k
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from alignprune_exp.errors import ConfigError
+from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.pruning.static.base import StaticPolicy
 
 

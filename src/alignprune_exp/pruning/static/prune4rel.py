@@ -7,7 +7,7 @@ import logging
 import torch
 import torch.nn.functional as F
 
-from alignprune_exp.errors import ConfigError
+from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.pruning.static.base import StaticPolicy
 from alignprune_exp.pruning.static.margin import margins
 

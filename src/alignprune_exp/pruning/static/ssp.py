@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from alignprune_exp.errors import ConfigError
+from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.pruning.static.base import StaticPolicy
 
 CHUNK = 65536  # rows per similarity block: memory O(CHUNK * k), not O(N * k)

@@ -1,0 +1,1 @@
+"""Reporting: reading results rows and run folders, the paper-layout tables, plots."""

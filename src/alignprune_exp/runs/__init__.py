@@ -1,0 +1,1 @@
+"""Run lifecycle: run ids and resume, checkpoints, stop signals, durable writes, records, snapshots, loggers."""
