@@ -4,9 +4,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.install.stamp
 DEMO_DIR ?= results/demo
+LINT_PATHS := src tests scripts train.py
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast show-config wheel check-wheel clean clean-results
+.PHONY: help install demo lint test test-fast show-config wheel check-wheel clean clean-results
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## .*$$' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -22,6 +23,11 @@ install: $(STAMP) ## Create .venv and install the package (editable, with dev ex
 demo: $(STAMP) ## Digits + sym0.5 noise: InfoBatch vs InfoBatch+DAS at 30% pruning; prints accuracy, ratio, AUROC
 	$(PY) train.py +experiment=demo_digits results_dir=$(DEMO_DIR) progress_bar=false
 	$(PY) scripts/summarize_runs.py $(DEMO_DIR)/runs.csv --experiment demo_digits --last 2
+
+lint: $(STAMP) ## Lint: ruff check, ruff format --check and the import contracts of pyproject.toml (lint-imports)
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/lint-imports
 
 test: $(STAMP) ## Run the whole test suite (under 10 minutes on 2 CPU cores)
 	$(PY) -m pytest
@@ -43,4 +49,4 @@ clean-results: ## Remove local run folders (keeps committed studies under result
 	rm -rf results/runs results/multirun results/demo results/runs.csv results/runs.csv.lock
 
 clean: ## Remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache src/*.egg-info build dist
+	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache src/*.egg-info build dist

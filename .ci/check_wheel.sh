@@ -22,6 +22,11 @@ in_wheel=$("$python" -c "import sys, zipfile; print(sum(n.startswith('alignprune
                                                       for n in zipfile.ZipFile(sys.argv[1]).namelist()))" "$wheel")
 [ "$in_conf" -eq "$in_wheel" ] || fail "the wheel holds $in_wheel of the $in_conf YAML files of conf/"
 ok "the wheel ships all $in_conf config files"
+test_seams=$("$python" -c "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1])
+print(' '.join(n for n in z.namelist() if n.endswith('.py') and ('faultinject' in n or n.startswith('tests/')
+      or b'ALIGNPRUNE_TEST' in z.read(n))))" "$wheel")
+[ -z "$test_seams" ] || fail "the wheel ships test-only code: $test_seams"
+ok "the wheel holds no fault-injection or test code"
 
 "$python" -m venv "$work/venv"
 venv_site=$("$work/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')

@@ -30,20 +30,40 @@ import torch.multiprocessing as mp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-DEFAULTS = ["dataset=digits", "noise=clean", "model=small_cnn", "model.width=32", "pruner=full", "ratio=r0",
-            "optimizer=sgd", "scheduler=constant", "epochs=4", "batch_size=128", "device=cpu",
-            "progress_bar=false", "snapshots=false", "num_threads=1"]
+DEFAULTS = [
+    "dataset=digits",
+    "noise=clean",
+    "model=small_cnn",
+    "model.width=32",
+    "pruner=full",
+    "ratio=r0",
+    "optimizer=sgd",
+    "scheduler=constant",
+    "epochs=4",
+    "batch_size=128",
+    "device=cpu",
+    "progress_bar=false",
+    "snapshots=false",
+    "num_threads=1",
+]
 
 
 def _worker(rank: int, world: int, port: int, overrides: list[str], out: str) -> None:
     import torch
     from hydra import compose, initialize_config_dir
 
+    from alignprune_exp.cli import CONF_DIR
     from alignprune_exp.core import distributed
-    from alignprune_exp.cli import CONF_DIR, build_trainer
+    from alignprune_exp.pipeline.build import build_trainer
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank), WANDB_MODE="disabled")
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        WANDB_MODE="disabled",
+    )
     torch.set_num_threads(1)
     distributed.init(timeout_s=300)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -65,8 +85,9 @@ def _worker(rank: int, world: int, port: int, overrides: list[str], out: str) ->
         images = fwd[-1] - fwd[0]
         seconds = sum(r["time/train_s"] for r in recs[1:])
         cpu_s = sum(json.loads(Path(out, f"cpu{world}_{r}.json").read_text()) for r in range(world))
-        Path(out, f"world{world}.json").write_text(json.dumps({"images": images, "seconds": seconds,
-                                                               "epochs": len(recs), "cpu_s": cpu_s}))
+        Path(out, f"world{world}.json").write_text(
+            json.dumps({"images": images, "seconds": seconds, "epochs": len(recs), "cpu_s": cpu_s})
+        )
     distributed.shutdown()
 
 
@@ -90,9 +111,11 @@ def main() -> None:
     rate = {w: r["images"] / r["seconds"] for w, r in res.items()}
     print(f"config: {' '.join([*DEFAULTS, *args.overrides])}")
     for w in (1, 2):
-        print(f"{w} rank(s), 1 thread each: {res[w]['images']} images in {res[w]['seconds']:.2f} s "
-              f"(epochs 2-{res[w]['epochs']}) = {rate[w]:.0f} images/s; "
-              f"{1000 * res[w]['cpu_s'] / res[w]['images']:.2f} CPU s per 1000 images (all ranks)")
+        print(
+            f"{w} rank(s), 1 thread each: {res[w]['images']} images in {res[w]['seconds']:.2f} s "
+            f"(epochs 2-{res[w]['epochs']}) = {rate[w]:.0f} images/s; "
+            f"{1000 * res[w]['cpu_s'] / res[w]['images']:.2f} CPU s per 1000 images (all ranks)"
+        )
     print(f"2-rank / 1-rank throughput: {rate[2] / rate[1]:.2f}x (os.cpu_count()={os.cpu_count()})")
 
 

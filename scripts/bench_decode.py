@@ -28,8 +28,13 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from alignprune_exp.data.image_files import (ImageFileDataset, ImageList, TensorImageDataset,  # noqa: E402
-                                             build_transforms, collate_encoded)
+from alignprune_exp.data.image_files import (  # noqa: E402
+    ImageFileDataset,
+    ImageList,
+    TensorImageDataset,
+    build_transforms,
+    collate_encoded,
+)
 from alignprune_exp.data.jpeg_tensor import TensorCrop  # noqa: E402
 
 
@@ -58,7 +63,7 @@ def time_gpu(dataset: TensorImageDataset, keys, batch: int, device: torch.device
     torch.cuda.synchronize(device)
     t0 = time.perf_counter()
     for s in range(0, len(keys), batch):
-        encoded, _, _ = collate_encoded([dataset[k] for k in keys[s:s + batch]])
+        encoded, _, _ = collate_encoded([dataset[k] for k in keys[s : s + batch]])
         dataset.decode_on(encoded.pin_memory(), device)
     torch.cuda.synchronize(device)
     return time.perf_counter() - t0
@@ -77,9 +82,11 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)  # one worker = one thread
     with tempfile.TemporaryDirectory() as tmp:
         images = write_jpegs(Path(tmp), args.images, args.width, args.height)
-        print(f"{args.images} generated JPEGs of {args.width}x{args.height}, views of {args.image_size}px "
-              f"(resize {args.resize_size}); images/s of one worker (1 thread), median of {args.repeats} "
-              "interleaved repeats")
+        print(
+            f"{args.images} generated JPEGs of {args.width}x{args.height}, views of {args.image_size}px "
+            f"(resize {args.resize_size}); images/s of one worker (1 thread), median of {args.repeats} "
+            "interleaved repeats"
+        )
         train_keys = [(i, 1000 + i) for i in range(args.images)]
         eval_keys = list(range(args.images))
         size, resize = args.image_size, args.resize_size
@@ -87,7 +94,9 @@ def main(argv: list[str] | None = None) -> None:
             train_crop = "random_resized_crop" if crop == "eval" else crop
             tf = build_transforms(size, resize, train_crop)
             pil = ImageFileDataset(images, tf["eval" if crop == "eval" else "train"])
-            tensor = TensorImageDataset(images, TensorCrop(size, resize, train_crop), TensorCrop(size, resize, "center"))
+            tensor = TensorImageDataset(
+                images, TensorCrop(size, resize, train_crop), TensorCrop(size, resize, "center")
+            )
             keys = eval_keys if crop == "eval" else train_keys
             time_items(pil, keys[:8]), time_items(tensor, keys[:8])  # warm caches
             old, new = [], []
@@ -96,16 +105,21 @@ def main(argv: list[str] | None = None) -> None:
                 for which, ds in pair:
                     (old if which == "old" else new).append(len(keys) / time_items(ds, keys))
             ratio = statistics.median(n / o for n, o in zip(new, old))
-            print(f"  {crop:>19}: PIL {statistics.median(old):7.1f} img/s, tensor {statistics.median(new):7.1f} "
-                  f"img/s -> new/old {ratio:.2f}")
+            print(
+                f"  {crop:>19}: PIL {statistics.median(old):7.1f} img/s, tensor {statistics.median(new):7.1f} "
+                f"img/s -> new/old {ratio:.2f}"
+            )
             if torch.cuda.is_available():
                 device = torch.device("cuda")
                 enc = TensorImageDataset(images, tensor.crop, tensor.eval_crop, encoded=True)
-                time_gpu(enc, keys[:args.batch_size], args.batch_size, device)  # warm-up (nvJPEG handles)
-                gpu = statistics.median(len(keys) / time_gpu(enc, keys, args.batch_size, device)
-                                        for _ in range(args.repeats))
-                print(f"  {crop:>19}: GPU decode (bytes read in the worker, batched nvJPEG + crops on the GPU) "
-                      f"{gpu:7.1f} img/s -> gpu/PIL {gpu / statistics.median(old):.2f}")
+                time_gpu(enc, keys[: args.batch_size], args.batch_size, device)  # warm-up (nvJPEG handles)
+                gpu = statistics.median(
+                    len(keys) / time_gpu(enc, keys, args.batch_size, device) for _ in range(args.repeats)
+                )
+                print(
+                    f"  {crop:>19}: GPU decode (bytes read in the worker, batched nvJPEG + crops on the GPU) "
+                    f"{gpu:7.1f} img/s -> gpu/PIL {gpu / statistics.median(old):.2f}"
+                )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from scipy.stats import spearmanr
 
@@ -42,12 +41,19 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-from alignprune_exp.cli import build_trainer  # noqa: E402
+from alignprune_exp.pipeline.build import build_trainer  # noqa: E402
 from alignprune_exp.reference.selectors import CleanValReference  # noqa: E402
 from alignprune_exp.scoring.das import das_scores  # noqa: E402
 
-DEFAULT = ["profile=cpu", "dataset=cifar10", "noise=real_worst", "pruner=infobatch_das", "ratio=r30",
-           "snapshots=false", "num_threads=1"]
+DEFAULT = [
+    "profile=cpu",
+    "dataset=cifar10",
+    "noise=real_worst",
+    "pruner=infobatch_das",
+    "ratio=r30",
+    "snapshots=false",
+    "num_threads=1",
+]
 
 
 class Probe:
@@ -59,8 +65,11 @@ class Probe:
         data = trainer.data
         self.ref_x, self.ref_y = data.ref_x, data.ref_y
         n_ref = len(self.ref_y)
-        self.subsets = {k: [CleanValReference(eval_size=k).eval_rows(n_ref, split_seed + s) for s in range(subsets)]
-                        for k in ks if k < n_ref}
+        self.subsets = {
+            k: [CleanValReference(eval_size=k).eval_rows(n_ref, split_seed + s) for s in range(subsets)]
+            for k in ks
+            if k < n_ref
+        }
         self.ref_hist = {(k, s): [] for k, rows in self.subsets.items() for s in range(len(rows))}
         self.rows: list[dict] = []
         self.ref_time = {k: [] for k in [*self.subsets, n_ref]}
@@ -73,9 +82,9 @@ class Probe:
         out = []
         bs = t.reference_batch_size or t.eval_batch_size
         for i in range(0, len(self.ref_y), bs):
-            x = t.data.augment(self.ref_x[i:i + bs], train=False)
+            x = t.data.augment(self.ref_x[i : i + bs], train=False)
             with t.autocast():
-                out.append(t.criterion.per_sample(t.forward(x), self.ref_y[i:i + bs]))
+                out.append(t.criterion.per_sample(t.forward(x), self.ref_y[i : i + bs]))
         return torch.cat(out)
 
     def time_reference(self, rows) -> float:
@@ -135,53 +144,72 @@ def jaccard(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"),
-                        help="folder with cifar10/ (npy) and cifar-n/ (default ../shared/data)")
+    parser.add_argument(
+        "--data-dir",
+        default=str(ROOT.parent / "shared" / "data"),
+        help="folder with cifar10/ (npy) and cifar-n/ (default ../shared/data)",
+    )
     parser.add_argument("--ks", type=int, nargs="+", default=[100, 250, 500], help="reference.eval_size values")
     parser.add_argument("--subsets", type=int, default=5, help="random K-subsets per K (split_seed, +1, ...)")
     parser.add_argument("--time-every", type=int, default=4, help="time the reference passes every k epochs")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides (after --)")
     args = parser.parse_args(argv)
     if not (Path(args.data_dir) / "cifar10").is_dir():
-        print(f"error: {args.data_dir}/cifar10 not found; pass --data-dir with the cifar10/ and cifar-n/ folders",
-              file=sys.stderr)
+        print(
+            f"error: {args.data_dir}/cifar10 not found; pass --data-dir with the cifar10/ and cifar-n/ folders",
+            file=sys.stderr,
+        )
         return 2
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=[*DEFAULT, f"data_dir={args.data_dir}", "results_dir=/tmp/bench_reference",
-                                           *args.overrides])
+        cfg = compose(
+            "config",
+            overrides=[*DEFAULT, f"data_dir={args.data_dir}", "results_dir=/tmp/bench_reference", *args.overrides],
+        )
     trainer, info = build_trainer(cfg)
     probe = Probe(trainer, args.ks, args.subsets, int(cfg.split_seed), args.time_every)
     trainer.callbacks.append(probe)
     t0 = time.perf_counter()
     summary = trainer.fit()
-    print(f"run: {info['dataset_source']} noise={cfg.noise.get('label_set', 'real_worst')}, {info['n_train']} train "
-          f"({100 * info['noise_rate']:.1f}% noisy), {info['n_reference']} reference, model {cfg.model.name}, "
-          f"{summary['epochs_run']} epochs, final test acc {summary['final_test_acc']:.2f}% "
-          f"({time.perf_counter() - t0:.0f} s, {torch.get_num_threads()} thread(s))")
+    print(
+        f"run: {info['dataset_source']} noise={cfg.noise.get('label_set', 'real_worst')}, {info['n_train']} train "
+        f"({100 * info['noise_rate']:.1f}% noisy), {info['n_reference']} reference, model {cfg.model.name}, "
+        f"{summary['epochs_run']} epochs, final test acc {summary['final_test_acc']:.2f}% "
+        f"({time.perf_counter() - t0:.0f} s, {torch.get_num_threads()} thread(s))"
+    )
     n_ref = info["n_reference"]
     train_s = statistics.median(probe.train_time)
     bank_s = statistics.median(probe.bank_time)
-    print(f"epochs compared: {len(probe.rows)} (DAS >= 3 observations, InfoBatch not annealing); median training "
-          f"epoch {train_s:.2f} s; bank update + correlation {1e3 * bank_s:.1f} ms")
-    print(f"{'K':>6} {'Spearman med (min)':>20} {'InfoBatch set J med (min)':>26} {'lowest-30% J med (min)':>23} "
-          f"{'ref pass ms':>12} {'overhead %':>11}")
+    print(
+        f"epochs compared: {len(probe.rows)} (DAS >= 3 observations, InfoBatch not annealing); median training "
+        f"epoch {train_s:.2f} s; bank update + correlation {1e3 * bank_s:.1f} ms"
+    )
+    print(
+        f"{'K':>6} {'Spearman med (min)':>20} {'InfoBatch set J med (min)':>26} {'lowest-30% J med (min)':>23} "
+        f"{'ref pass ms':>12} {'overhead %':>11}"
+    )
     for k in [*probe.subsets, n_ref]:
         ref_s = statistics.median(probe.ref_time[k])
         overhead = 100 * (ref_s + bank_s) / train_s
         if k == n_ref:
-            print(f"{k:>6} {'1 (itself)':>20} {'1 (itself)':>26} {'1 (itself)':>23} {1e3 * ref_s:>12.1f} "
-                  f"{overhead:>11.2f}")
+            print(
+                f"{k:>6} {'1 (itself)':>20} {'1 (itself)':>26} {'1 (itself)':>23} {1e3 * ref_s:>12.1f} "
+                f"{overhead:>11.2f}"
+            )
             continue
         rho = [r[(k, s)][0] for r in probe.rows for s in range(args.subsets)]
         ovl = [r[(k, s)][1] for r in probe.rows for s in range(args.subsets)]
         jac = [r[(k, s)][2] for r in probe.rows for s in range(args.subsets)]
         first = [r[(k, 0)][0] for r in probe.rows]
-        print(f"{k:>6} {statistics.median(rho):>11.4f} ({min(rho):.4f}) {statistics.median(ovl):>17.4f} "
-              f"({min(ovl):.4f}) {statistics.median(jac):>14.4f} ({min(jac):.4f}) {1e3 * ref_s:>12.1f} "
-              f"{overhead:>11.2f}"
-              f"   [split_seed subset alone: Spearman median {statistics.median(first):.4f}]")
-    print("median (min) over every compared epoch and K-subset; J = Jaccard index with the whole-set run's set; "
-          "overhead % = (reference pass over K + bank update + correlation) / training epoch")
+        print(
+            f"{k:>6} {statistics.median(rho):>11.4f} ({min(rho):.4f}) {statistics.median(ovl):>17.4f} "
+            f"({min(ovl):.4f}) {statistics.median(jac):>14.4f} ({min(jac):.4f}) {1e3 * ref_s:>12.1f} "
+            f"{overhead:>11.2f}"
+            f"   [split_seed subset alone: Spearman median {statistics.median(first):.4f}]"
+        )
+    print(
+        "median (min) over every compared epoch and K-subset; J = Jaccard index with the whole-set run's set; "
+        "overhead % = (reference pass over K + bank update + correlation) / training epoch"
+    )
     return 0
 
 

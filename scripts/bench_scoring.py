@@ -79,8 +79,13 @@ def time_das(n: int, window: int, dtype: str, device: torch.device, repeats: int
         sync(device)
         times.append(time.perf_counter() - t0)
     bank, total = bank_bytes(scorer)
-    out = {"seconds": statistics.median(times), "min_seconds": min(times), "bank": bank, "total": total,
-           "kept": indices.numel() / n}
+    out = {
+        "seconds": statistics.median(times),
+        "min_seconds": min(times),
+        "bank": bank,
+        "total": total,
+        "kept": indices.numel() / n,
+    }
     out["peak_extra"] = (torch.cuda.max_memory_allocated(device) - base) if device.type == "cuda" else None
     return out
 
@@ -107,15 +112,26 @@ def time_epoch(device: torch.device, images: int, batch_size: int, data_dir: str
     x, y, what = load_images(data_dir, images)
     x, y = x.to(device), y.to(device)
     empty_x, empty_y = x[:0], y[:0]
-    data = InMemoryData(x=x, y=y, y_clean=y, ref_x=empty_x, ref_y=empty_y, test_x=empty_x, test_y=empty_y,
-                        augment=BatchAugment(CIFAR_MEAN, CIFAR_STD, crop_padding=4, hflip=True))
+    data = InMemoryData(
+        x=x,
+        y=y,
+        y_clean=y,
+        ref_x=empty_x,
+        ref_y=empty_y,
+        test_x=empty_x,
+        test_y=empty_y,
+        augment=BatchAugment(CIFAR_MEAN, CIFAR_STD, crop_padding=4, hflip=True),
+    )
     model = build_model("small_cnn", num_classes=10, width=64, depth=3).to(device)
-    state = RunState(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9,
-                                                             weight_decay=5e-4),
-                     scorer=LossScorer(images).to(device), policy=FullData(images),
-                     budget=ForwardBudget(total=10**12, full=10**12),
-                     shuffle_gen=torch.Generator().manual_seed(0),
-                     augment_gen=torch.Generator(device=device).manual_seed(1))
+    state = RunState(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4),
+        scorer=LossScorer(images).to(device),
+        policy=FullData(images),
+        budget=ForwardBudget(total=10**12, full=10**12),
+        shuffle_gen=torch.Generator().manual_seed(0),
+        augment_gen=torch.Generator(device=device).manual_seed(1),
+    )
     trainer = Trainer(state, data, Constant(), device=device, batch_size=batch_size, amp=device.type == "cuda")
     weights = torch.ones(images, device=device)
     warm = torch.arange(min(images, 2 * batch_size), device=device)
@@ -135,9 +151,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", nargs="+", default=["auto"], help="cpu, cuda, or auto (cpu, plus cuda if present)")
     parser.add_argument("--repeats", type=int, default=5, help="timed DAS updates per size (median and min)")
     parser.add_argument("--epoch-size", type=int, default=50_000, help="images of the reference epoch")
-    parser.add_argument("--epoch-images", type=int, default=None,
-                        help="images actually trained for the epoch timing (default: the epoch size on CUDA, "
-                             "4096 on CPU), extrapolated linearly to --epoch-size")
+    parser.add_argument(
+        "--epoch-images",
+        type=int,
+        default=None,
+        help="images actually trained for the epoch timing (default: the epoch size on CUDA, "
+        "4096 on CPU), extrapolated linearly to --epoch-size",
+    )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--data-dir", default=None, help="CIFAR-10 folder (npy or torchvision layout)")
     args = parser.parse_args(argv)
@@ -150,34 +170,45 @@ def main(argv: list[str] | None = None) -> None:
             print("cuda requested but not available: skipped")
         else:
             devices.append(name)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; DAS window N={args.window}, "
-          f"bank dtype {args.dtype}; ranking = InfoBatch(r=0.5).select on the DAS scores")
-    header = (f"{'n':>9} {'device':>6} {'DAS+rank ms (min)':>18} {'bank MB':>9} {'bank/(nN4)':>10} {'state MB':>9} "
-              f"{'epoch s':>8} {'ratio %':>8} {'ratio n-img %':>13}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; DAS window N={args.window}, "
+        f"bank dtype {args.dtype}; ranking = InfoBatch(r=0.5).select on the DAS scores"
+    )
+    header = (
+        f"{'n':>9} {'device':>6} {'DAS+rank ms (min)':>18} {'bank MB':>9} {'bank/(nN4)':>10} {'state MB':>9} "
+        f"{'epoch s':>8} {'ratio %':>8} {'ratio n-img %':>13}"
+    )
     rows = []
     for dev_name in dict.fromkeys(devices):
         device = torch.device(dev_name)
         images = args.epoch_images or (args.epoch_size if device.type == "cuda" else 4096)
         measured, what = time_epoch(device, images, args.batch_size, args.data_dir)
         epoch_s = measured * args.epoch_size / images
-        note = "" if images == args.epoch_size else (
-            f" (measured {measured:.2f} s on {images} images, extrapolated linearly)")
+        note = (
+            ""
+            if images == args.epoch_size
+            else (f" (measured {measured:.2f} s on {images} images, extrapolated linearly)")
+        )
         print(f"[{dev_name}] epoch of small_cnn on {args.epoch_size} images ({what}): {epoch_s:.2f} s{note}")
         for n in args.sizes:
             r = time_das(n, args.window, args.dtype, device, args.repeats)
             n_epoch_s = epoch_s * n / args.epoch_size
             timing = f"{1e3 * r['seconds']:.1f} ({1e3 * r['min_seconds']:.1f})"
-            rows.append(f"{n:>9} {dev_name:>6} {timing:>18} {r['bank'] / 2**20:>9.1f} "
-                        f"{r['bank'] / (n * args.window * 4):>10.2f} {r['total'] / 2**20:>9.1f} {epoch_s:>8.2f} "
-                        f"{100 * r['seconds'] / epoch_s:>8.3f} {100 * r['seconds'] / n_epoch_s:>13.3f}")
+            rows.append(
+                f"{n:>9} {dev_name:>6} {timing:>18} {r['bank'] / 2**20:>9.1f} "
+                f"{r['bank'] / (n * args.window * 4):>10.2f} {r['total'] / 2**20:>9.1f} {epoch_s:>8.2f} "
+                f"{100 * r['seconds'] / epoch_s:>8.3f} {100 * r['seconds'] / n_epoch_s:>13.3f}"
+            )
             if r["peak_extra"] is not None:
                 rows[-1] += f"   (CUDA transient peak {r['peak_extra'] / 2**20:.0f} MB)"
     print(header)
     print("\n".join(rows))
-    print("DAS+rank = median (min) over --repeats; ratio % = that median / one small_cnn epoch of --epoch-size "
-          "images (target <= 1% at n = 50,000);\nratio n-img % = the same against an epoch of n such images "
-          "(linear). bank = the n x N losses + epochs tensors; state = all scorer tensors\n(bank + O(n) + "
-          "reference history).")
+    print(
+        "DAS+rank = median (min) over --repeats; ratio % = that median / one small_cnn epoch of --epoch-size "
+        "images (target <= 1% at n = 50,000);\nratio n-img % = the same against an epoch of n such images "
+        "(linear). bank = the n x N losses + epochs tensors; state = all scorer tensors\n(bank + O(n) + "
+        "reference history)."
+    )
 
 
 if __name__ == "__main__":

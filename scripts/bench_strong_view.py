@@ -95,8 +95,10 @@ def main() -> None:
     for name, fn in views.items():
         call = fn if name in ("weak", "per_image") else (lambda b, g, f=fn: f(b, generator=g, train=True))
         ms[name] = timed(call, x, gen, device, args.warmup, args.repeats)
-    print(f"device {device}, batch {args.batch} x 3 x 32 x 32 ({source}), {torch.get_num_threads()} CPU threads, "
-          f"median of {args.repeats} batches")
+    print(
+        f"device {device}, batch {args.batch} x 3 x 32 x 32 ({source}), {torch.get_num_threads()} CPU threads, "
+        f"median of {args.repeats} batches"
+    )
     print(f"{'view':<12} {'ms/batch':>9} {'x weak':>8} {'x jitter':>9}")
     for name, t in ms.items():
         print(f"{name:<12} {t:9.2f} {t / ms['weak']:8.1f} {t / ms['jitter']:9.1f}")

@@ -65,8 +65,10 @@ def load_images(data_dir: str | None, count: int, seed: int = 0) -> tuple[torch.
         rows = torch.randperm(len(images.train_y), generator=torch.Generator().manual_seed(seed))[:count]
         return images.train_x[rows], torch.as_tensor(images.train_y)[rows].long()
     gen = torch.Generator().manual_seed(seed)
-    return (torch.randint(0, 256, (count, 3, 32, 32), dtype=torch.uint8, generator=gen),
-            torch.randint(0, 10, (count,), generator=gen))
+    return (
+        torch.randint(0, 256, (count, 3, 32, 32), dtype=torch.uint8, generator=gen),
+        torch.randint(0, 10, (count,), generator=gen),
+    )
 
 
 class Row:
@@ -76,8 +78,8 @@ class Row:
         self.device, self.args = device, args
         x, y = load_images(args.data_dir, args.train + args.reference)
         x, y = x.to(device), y.to(device)
-        self.x, self.y = x[:args.train], y[:args.train]
-        self.ref_x, self.ref_y = x[args.train:], y[args.train:]
+        self.x, self.y = x[: args.train], y[: args.train]
+        self.ref_x, self.ref_y = x[args.train :], y[args.train :]
         name, kwargs = ROW_MODELS[device.type] if args.model is None else (args.model, {})
         self.model_name = name
         torch.manual_seed(0)
@@ -96,17 +98,37 @@ class Row:
         model, opt = self.fresh()
         n, dev = self.args.train, self.device
         ref = slice(0, eval_size)
-        data = InMemoryData(x=self.x, y=self.y, y_clean=self.y, ref_x=self.ref_x[ref], ref_y=self.ref_y[ref],
-                            test_x=self.x[:0], test_y=self.y[:0], augment=self.augment)
-        state = RunState(model=model, optimizer=opt,
-                         scorer=(DASScorer(n, window=25) if scorer == "das" else LossScorer(n)).to(dev),
-                         policy=InfoBatch(n, prune_prob=0.5, delta=0.875, seed=0),
-                         budget=ForwardBudget(total=10**12, full=10**12),
-                         shuffle_gen=torch.Generator().manual_seed(0),
-                         augment_gen=torch.Generator(device=dev).manual_seed(1))
+        data = InMemoryData(
+            x=self.x,
+            y=self.y,
+            y_clean=self.y,
+            ref_x=self.ref_x[ref],
+            ref_y=self.ref_y[ref],
+            test_x=self.x[:0],
+            test_y=self.y[:0],
+            augment=self.augment,
+        )
+        state = RunState(
+            model=model,
+            optimizer=opt,
+            scorer=(DASScorer(n, window=25) if scorer == "das" else LossScorer(n)).to(dev),
+            policy=InfoBatch(n, prune_prob=0.5, delta=0.875, seed=0),
+            budget=ForwardBudget(total=10**12, full=10**12),
+            shuffle_gen=torch.Generator().manual_seed(0),
+            augment_gen=torch.Generator(device=dev).manual_seed(1),
+        )
         ref_batch = len(data.ref_y) if dev.type == "cuda" else self.args.batch_size  # as build_trainer
-        return Trainer(state, data, Constant(), device=dev, batch_size=self.args.batch_size, amp=self.amp,
-                       eval_every=10**9, reference_batch_size=ref_batch, memory_format=self.memory_format)
+        return Trainer(
+            state,
+            data,
+            Constant(),
+            device=dev,
+            batch_size=self.args.batch_size,
+            amp=self.amp,
+            eval_every=10**9,
+            reference_batch_size=ref_batch,
+            memory_format=self.memory_format,
+        )
 
     def bare_epoch(self, model, opt, gen: torch.Generator) -> float:
         """A plain loop over the same images: seconds for one epoch."""
@@ -116,7 +138,7 @@ class Row:
         model.train()
         order = torch.randperm(n, generator=gen).to(self.device)
         for s in range(0, n, bs):
-            b = order[s:s + bs]
+            b = order[s : s + bs]
             xb = self.augment(self.x[b], generator=gen if self.device.type == "cpu" else None)
             xb = xb.contiguous(memory_format=self.memory_format)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
@@ -157,10 +179,12 @@ def bench_row(args, device: torch.device) -> list[str]:
         print(line, flush=True)
         lines.append(line)
 
-    emit(f"[{device}] {row.model_name}, {n} training / {args.reference} reference images, batch "
-             f"{args.batch_size}, amp={'bf16' if row.amp else 'off'}, "
-             f"{'channels-last' if row.memory_format == torch.channels_last else 'NCHW'}, "
-             f"{'fused' if row.fused else 'for-loop'} SGD, {torch.get_num_threads()} threads")
+    emit(
+        f"[{device}] {row.model_name}, {n} training / {args.reference} reference images, batch "
+        f"{args.batch_size}, amp={'bf16' if row.amp else 'off'}, "
+        f"{'channels-last' if row.memory_format == torch.channels_last else 'NCHW'}, "
+        f"{'fused' if row.fused else 'for-loop'} SGD, {torch.get_num_threads()} threads"
+    )
 
     # Trainer epoch vs bare loop, interleaved.
     trainer = row.trainer("loss")
@@ -172,40 +196,50 @@ def bench_row(args, device: torch.device) -> list[str]:
     row.bare_epoch(bare_model, bare_opt, gen)
     t_tr, t_bare, mem = [], [], {}
     for r in range(reps):
-        for kind in (("trainer", "bare") if r % 2 == 0 else ("bare", "trainer")):
+        for kind in ("trainer", "bare") if r % 2 == 0 else ("bare", "trainer"):
             reset_peak(device)
             if kind == "trainer":
                 order = torch.randperm(n, generator=idx_gen).to(device)
-                t_tr.append(timed(device, lambda: trainer.train_epoch(order, weights)))
+                t_tr.append(timed(device, lambda order=order: trainer.train_epoch(order, weights)))
             else:
                 t_bare.append(row.bare_epoch(bare_model, bare_opt, gen))
             mem[kind] = peak_memory(device)
     ratios = [a / b for a, b in zip(t_tr, t_bare)]
-    emit(f"  trainer {n / statistics.median(t_tr):,.0f} img/s, bare loop {n / statistics.median(t_bare):,.0f} "
-                 f"img/s; trainer/bare time ratio median {statistics.median(ratios):.3f}, of the fastest epochs "
-                 f"{min(t_tr) / min(t_bare):.3f} "
-                 f"(per repeat: {', '.join(f'{q:.3f}' for q in ratios)}); peak memory trainer {mem['trainer']}, "
-                 f"bare {mem['bare']}")
+    emit(
+        f"  trainer {n / statistics.median(t_tr):,.0f} img/s, bare loop {n / statistics.median(t_bare):,.0f} "
+        f"img/s; trainer/bare time ratio median {statistics.median(ratios):.3f}, of the fastest epochs "
+        f"{min(t_tr) / min(t_bare):.3f} "
+        f"(per repeat: {', '.join(f'{q:.3f}' for q in ratios)}); peak memory trainer {mem['trainer']}, "
+        f"bare {mem['bare']}"
+    )
 
     if args.compile:  # torch.compile of the model against eager, after a compiling warm-up epoch
         compiled = row.trainer("loss")
         compiled._forward = speed.GuardedCompile(compiled.state.model)
-        t_compile = timed(device, lambda: compiled.train_epoch(torch.randperm(n, generator=idx_gen).to(device),
-                                                               weights))
+        t_compile = timed(
+            device, lambda: compiled.train_epoch(torch.randperm(n, generator=idx_gen).to(device), weights)
+        )
         eager, comp = [], []
         for r in range(reps):
             order = torch.randperm(n, generator=idx_gen).to(device)
-            for kind in (("eager", "compiled") if r % 2 == 0 else ("compiled", "eager")):
+            for kind in ("eager", "compiled") if r % 2 == 0 else ("compiled", "eager"):
                 t = trainer if kind == "eager" else compiled
-                (eager if kind == "eager" else comp).append(timed(device, lambda: t.train_epoch(order, weights)))
+                (eager if kind == "eager" else comp).append(
+                    timed(device, lambda t=t, order=order: t.train_epoch(order, weights))
+                )
         state = "fell back to eager" if compiled._forward.failed else "compiled"
-        emit(f"  compile=true ({state}; first epoch with compilation {t_compile:.1f} s): compiled/eager time ratio "
-             f"median {statistics.median(c / e for c, e in zip(comp, eager)):.3f}")
+        emit(
+            f"  compile=true ({state}; first epoch with compilation {t_compile:.1f} s): compiled/eager time ratio "
+            f"median {statistics.median(c / e for c, e in zip(comp, eager)):.3f}"
+        )
 
     # DAS vs loss epochs (InfoBatch selection), per trained image, interleaved.
     eval_size = min(args.eval_size, args.reference)
-    variants = {"loss": row.trainer("loss"), "das_whole": row.trainer("das"),
-                f"das_eval{eval_size}": row.trainer("das", eval_size)}
+    variants = {
+        "loss": row.trainer("loss"),
+        "das_whole": row.trainer("das"),
+        f"das_eval{eval_size}": row.trainer("das", eval_size),
+    }
     for t in variants.values():
         t.run_epoch()  # warm-up; the bank gets one observation
     per_img = {k: [] for k in variants}
@@ -223,23 +257,33 @@ def bench_row(args, device: torch.device) -> list[str]:
         if k == "loss":
             continue
         rs = [a / b for a, b in zip(per_img[k], per_img["loss"])]
-        emit(f"  {k}/loss seconds per trained image: median {statistics.median(rs):.3f}, of the fastest epochs "
-             f"{min(per_img[k]) / min(per_img['loss']):.3f} "
-                     f"(per repeat: {', '.join(f'{q:.3f}' for q in rs)}); peak memory {mem[k]}")
+        emit(
+            f"  {k}/loss seconds per trained image: median {statistics.median(rs):.3f}, of the fastest epochs "
+            f"{min(per_img[k]) / min(per_img['loss']):.3f} "
+            f"(per repeat: {', '.join(f'{q:.3f}' for q in rs)}); peak memory {mem[k]}"
+        )
 
     # AlignPrune's own per-epoch work, timed apart, against a loss-scored training epoch of all n images.
     das = variants["das_whole"]
     fake_losses = torch.rand(n, device=device)
     order = torch.randperm(n, device=device)
-    bank = [timed(device, lambda: (das.state.scorer.observe(order, fake_losses, das.state.epoch),
-                                   das.state.scorer.scores())) for _ in range(reps)]
+    bank = [
+        timed(
+            device, lambda: (das.state.scorer.observe(order, fake_losses, das.state.epoch), das.state.scorer.scores())
+        )
+        for _ in range(reps)
+    ]
     epoch_s = loss_s * n
     parts = [f"bank update + correlation {1e3 * statistics.median(bank):.1f} ms"]
     for label, trainer_k in (("whole", das), (f"eval_size={eval_size}", variants[f"das_eval{eval_size}"])):
-        ref = statistics.median(timed(device, lambda: trainer_k.evaluate("reference")) for _ in range(reps))
+        ref = statistics.median(
+            timed(device, lambda trainer_k=trainer_k: trainer_k.evaluate("reference")) for _ in range(reps)
+        )
         overhead = 100 * (ref + statistics.median(bank)) / epoch_s
-        parts.append(f"reference pass ({label}, {trainer_k.data.eval_size('reference')} images) {1e3 * ref:.0f} ms "
-                     f"-> overhead {overhead:.1f}%")
+        parts.append(
+            f"reference pass ({label}, {trainer_k.data.eval_size('reference')} images) {1e3 * ref:.0f} ms "
+            f"-> overhead {overhead:.1f}%"
+        )
     emit(f"  AlignPrune per epoch vs a {epoch_s:.2f} s epoch of {n} images: " + "; ".join(parts))
     return lines
 
@@ -247,8 +291,9 @@ def bench_row(args, device: torch.device) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", nargs="+", default=["auto"], help="cpu, cuda, or auto (cpu, plus cuda if present)")
-    parser.add_argument("--model", default=None, help="override the row's model (default: small_cnn on CPU, "
-                                                      "resnet18_cifar on CUDA)")
+    parser.add_argument(
+        "--model", default=None, help="override the row's model (default: small_cnn on CPU, resnet18_cifar on CUDA)"
+    )
     parser.add_argument("--train", type=int, default=None, help="training images (default 3000 CPU, 40000 CUDA)")
     parser.add_argument("--reference", type=int, default=None, help="reference images (default 1000 CPU, 10000 CUDA)")
     parser.add_argument("--eval-size", type=int, default=None, help="reference.eval_size (default 250 CPU, 1000 CUDA)")

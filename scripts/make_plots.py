@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Write PNG figures (Figs. 1, 2, 3, A, B, C and per-epoch pruning diagnostics) from the runs under a results folder.
 
-    python scripts/make_plots.py results/cifar10n_cpu --out results/cifar10n_cpu/plots
+python scripts/make_plots.py results/cifar10n_cpu --out results/cifar10n_cpu/plots
 """
 
 from __future__ import annotations

@@ -19,10 +19,17 @@ import pandas as pd
 from alignprune_exp.report.read import load_results, rebuild_index, report
 
 COLUMNS = {
-    "pruner": "pruner", "noise": "noise", "ratio": "ratio", "seed": "seed",
-    "final_test_acc": "test acc (%)", "achieved_ratio": "achieved ratio",
-    "mean_score_noise_auroc": "score noise AUROC", "final_loss_noise_auroc": "final loss noise AUROC",
-    "mean_kept_noisy_fraction": "noisy share kept", "epochs_run": "epochs", "wall_time_s": "time (s)",
+    "pruner": "pruner",
+    "noise": "noise",
+    "ratio": "ratio",
+    "seed": "seed",
+    "final_test_acc": "test acc (%)",
+    "achieved_ratio": "achieved ratio",
+    "mean_score_noise_auroc": "score noise AUROC",
+    "final_loss_noise_auroc": "final loss noise AUROC",
+    "mean_kept_noisy_fraction": "noisy share kept",
+    "epochs_run": "epochs",
+    "wall_time_s": "time (s)",
     "status": "status",
 }
 
@@ -32,8 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs_csv", type=Path, nargs="?", help="a results file, or a folder of runs*.csv")
     parser.add_argument("--experiment", help="only rows of this experiment_name")
     parser.add_argument("--last", type=int, help="only the last N matching rows")
-    parser.add_argument("--rebuild", type=Path, metavar="DIR",
-                        help="regenerate DIR/runs.csv from the summary.json of every run folder under DIR")
+    parser.add_argument(
+        "--rebuild",
+        type=Path,
+        metavar="DIR",
+        help="regenerate DIR/runs.csv from the summary.json of every run folder under DIR",
+    )
     args = parser.parse_args(argv)
     if args.rebuild:
         if not args.rebuild.is_dir():
@@ -44,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.runs_csv is None:
             return 0
     if args.runs_csv is None or not args.runs_csv.exists():
-        print(f"error: {args.runs_csv} does not exist: run train.py first (it appends one row per run)",
-              file=sys.stderr)
+        print(
+            f"error: {args.runs_csv} does not exist: run train.py first (it appends one row per run)", file=sys.stderr
+        )
         return 2
     try:
         rows, problems = load_results(args.runs_csv)
@@ -63,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.last:
         rows = rows.tail(args.last)
     table = rows[list(COLUMNS)].rename(columns=COLUMNS)
-    print("score noise AUROC: mean over the pruning epochs of how well the pruning score puts noisy samples "
-          "at the pruned end (1 = all noisy pruned first, 0.5 = chance)")
+    print(
+        "score noise AUROC: mean over the pruning epochs of how well the pruning score puts noisy samples "
+        "at the pruned end (1 = all noisy pruned first, 0.5 = chance)"
+    )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
 

@@ -1,7 +1,8 @@
 """Run train.py's entry point in processes forked from a server that imported it once (about 15 s saved per run).
 
 Each call gets a fresh process (its own signals, RNGs and exit status, killable with SIGKILL) and runs the
-same ``alignprune_exp.cli.main`` as ``python train.py ...``, with ``sys.argv``, cwd and environment set.
+same ``alignprune_exp.cli.main`` as ``python train.py ...``, with ``sys.argv``, cwd and environment set,
+through the fault launcher (``tests/faults.py``: the faults its environment variables name, if any).
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ def _child(argv: list[str], cwd: str, env: dict, log_path: str) -> None:
     os.dup2(fd, 2)
     os.chdir(cwd)
     os.environ.update(env)
-    sys.argv = ["train.py", *argv]
-    from alignprune_exp.cli import main
+    from tests.faults import main
 
     code = 0
     try:
-        main()
+        main(argv)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:

@@ -9,13 +9,23 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
+import alignprune_exp.config  # noqa: F401  (registers the resolvers the YAML tree uses)
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
 
 # A digits run small enough for a unit test: MLP, a few epochs, DAS window 3.
 TINY_DIGITS = [
-    "dataset=digits", "noise=sym0.5", "model=mlp", "optimizer=sgd", "optimizer.lr=0.05",
-    "scheduler=onecycle", "epochs=6", "batch_size=128", "device=cpu", "progress_bar=false",
+    "dataset=digits",
+    "noise=sym0.5",
+    "model=mlp",
+    "optimizer=sgd",
+    "optimizer.lr=0.05",
+    "scheduler=onecycle",
+    "epochs=6",
+    "batch_size=128",
+    "device=cpu",
+    "progress_bar=false",
     "ratio=r30",
 ]
 
@@ -47,8 +57,11 @@ def compose_cfg(tmp_path):
     def _compose(overrides: list[str], hydra_config: bool = False):
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose("config", overrides=[f"results_dir={tmp_path / 'results'}", *overrides],
-                           return_hydra_config=hydra_config)
+            return compose(
+                "config",
+                overrides=[f"results_dir={tmp_path / 'results'}", *overrides],
+                return_hydra_config=hydra_config,
+            )
 
     return _compose
 

@@ -137,16 +137,22 @@ def write_cifar_torchvision(
             write_py2_pickle(batch, folder / f"data_batch_{i + 1}")
         write_py2_pickle(_batch(test_x, {b"labels": test_y}, b"testing batch 1 of 1"), folder / "test_batch")
         names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
-        write_py2_pickle({b"label_names": names, b"num_cases_per_batch": n_per_batch, b"num_vis": 3072},
-                         folder / "batches.meta")
+        write_py2_pickle(
+            {b"label_names": names, b"num_cases_per_batch": n_per_batch, b"num_vis": 3072}, folder / "batches.meta"
+        )
     else:
         folder = Path(root) / "cifar-100-python"
         folder.mkdir(parents=True, exist_ok=True)
         for split, x, y in (("train", train_x, train_y), ("test", test_x, test_y)):
             labels = {b"fine_labels": y, b"coarse_labels": CIFAR100_COARSE_OF_FINE[y]}
             write_py2_pickle(_batch(x, labels, split.encode()), folder / split)
-        write_py2_pickle({b"fine_label_names": [b"c%d" % i for i in range(100)],
-                          b"coarse_label_names": [b"s%d" % i for i in range(20)]}, folder / "meta")
+        write_py2_pickle(
+            {
+                b"fine_label_names": [b"c%d" % i for i in range(100)],
+                b"coarse_label_names": [b"s%d" % i for i in range(20)],
+            },
+            folder / "meta",
+        )
     return FakeCifar(Path(root), train_x, train_y, test_x, test_y)
 
 
@@ -183,8 +189,9 @@ def write_cifar_n(
     return path
 
 
-def small_image_data(num_classes: int = 4, n_train: int = 256, n_test: int = 128, size: int = 16, seed: int = 0,
-                     **_ignored):
+def small_image_data(
+    num_classes: int = 4, n_train: int = 256, n_test: int = 128, size: int = 16, seed: int = 0, **_ignored
+):
     """An ImageData of RGB ``size``-pixel images, each class a smooth colour blob at its own place, plus noise:
     learnable within a few CPU epochs by a ResNet-18 (a loader ``_target_`` for recipe smoke tests)."""
     from alignprune_exp.data.base import ImageData
@@ -193,7 +200,7 @@ def small_image_data(num_classes: int = 4, n_train: int = 256, n_test: int = 128
     yy, xx = np.mgrid[0:size, 0:size] / size
     centres, colours = rng.uniform(0.2, 0.8, size=(num_classes, 2)), rng.uniform(0, 1, size=(num_classes, 3))
     blobs = np.exp(-((yy[None] - centres[:, :1, None]) ** 2 + (xx[None] - centres[:, 1:, None]) ** 2) / 0.02)
-    patterns = blobs[:, None] * colours[:, :, None, None]                          # [k, 3, H, W]
+    patterns = blobs[:, None] * colours[:, :, None, None]  # [k, 3, H, W]
 
     def draw(n):
         labels = balanced_labels(n, num_classes, int(rng.integers(1 << 30)))
@@ -202,5 +209,14 @@ def small_image_data(num_classes: int = 4, n_train: int = 256, n_test: int = 128
 
     train_x, train_y = draw(n_train)
     test_x, test_y = draw(n_test)
-    return ImageData(name="small_images", train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
-                     num_classes=num_classes, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), source="generated")
+    return ImageData(
+        name="small_images",
+        train_x=train_x,
+        train_y=train_y,
+        test_x=test_x,
+        test_y=test_y,
+        num_classes=num_classes,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        source="generated",
+    )

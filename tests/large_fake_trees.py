@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .fake_data import write_py2_pickle
+from tests.fake_data import write_py2_pickle
 
 IMAGE_SIDE = 40
 WEBVISION_CLASSES = 50
@@ -41,8 +41,9 @@ class Written:
     splits: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
 
 
-def write_imagenet(root: Path, wnids: list[str], train_per_class: int = 3, val_per_class: int = 1,
-                   seed: int = 0) -> Written:
+def write_imagenet(
+    root: Path, wnids: list[str], train_per_class: int = 3, val_per_class: int = 1, seed: int = 0
+) -> Written:
     """``root/train/<wnid>/<wnid>_<i>.JPEG`` and ``root/val/<wnid>/ILSVRC2012_val_<k>.JPEG``."""
     rng = np.random.default_rng(seed)
     out = Written(Path(root))
@@ -58,8 +59,14 @@ def write_imagenet(root: Path, wnids: list[str], train_per_class: int = 3, val_p
     return out
 
 
-def write_webvision(root: Path, wnids: list[str], train_per_class: int = 2, val_per_class: int = 2,
-                    extra_classes: int = 2, seed: int = 1) -> Written:
+def write_webvision(
+    root: Path,
+    wnids: list[str],
+    train_per_class: int = 2,
+    val_per_class: int = 2,
+    extra_classes: int = 2,
+    seed: int = 1,
+) -> Written:
     """The WebVision 1.0 layout: info/{train_filelist_google,val_filelist,synsets}.txt, google/, val_images_256/.
 
     Classes ``50 .. 50 + extra_classes - 1`` are written too; WebVision-mini must leave them out.
@@ -88,8 +95,14 @@ def write_webvision(root: Path, wnids: list[str], train_per_class: int = 2, val_
     return out
 
 
-def write_clothing1m(root: Path, train_per_class: int = 3, val_per_class: int = 1, test_per_class: int = 1,
-                     annotations: bool = False, seed: int = 2) -> Written:
+def write_clothing1m(
+    root: Path,
+    train_per_class: int = 3,
+    val_per_class: int = 1,
+    test_per_class: int = 1,
+    annotations: bool = False,
+    seed: int = 2,
+) -> Written:
     """The Clothing-1M files: images/<k>/<file>.jpg, *_key_list.txt and *_label_kv.txt (in annotations/ if asked).
 
     The noisy label of a training image is its class moved by one for every third image (real-noise stand-in).
@@ -101,8 +114,11 @@ def write_clothing1m(root: Path, train_per_class: int = 3, val_per_class: int = 
     out = Written(root)
     counter = 0
     clean_kv, noisy_kv = [], []
-    for split, per_class in (("noisy_train", train_per_class), ("clean_val", val_per_class),
-                             ("clean_test", test_per_class)):
+    for split, per_class in (
+        ("noisy_train", train_per_class),
+        ("clean_val", val_per_class),
+        ("clean_test", test_per_class),
+    ):
         keys, labels = [], []
         for label in range(CLOTHING_CLASSES):
             for _ in range(per_class):
@@ -130,8 +146,9 @@ class FakeNews:
     labels: np.ndarray
 
 
-def write_news(root: Path, n_docs: int = 140, words: int = 60, dims: int = 20, vocab: int = 200,
-               seed: int = 3, npy: bool = False) -> FakeNews:
+def write_news(
+    root: Path, n_docs: int = 140, words: int = 60, dims: int = 20, vocab: int = 200, seed: int = 3, npy: bool = False
+) -> FakeNews:
     """Co-teaching+'s news.pkl (a Python-2 style pickle of (weights_matrix, data, labels)) or the .npy layout.
 
     Each newsgroup draws most of its words from its own slice of the vocabulary, so topics are learnable.
@@ -141,7 +158,7 @@ def write_news(root: Path, n_docs: int = 140, words: int = 60, dims: int = 20, v
     root.mkdir(parents=True, exist_ok=True)
     weights = rng.normal(size=(vocab, dims)).astype(np.float32)
     labels = rng.permutation(np.arange(n_docs) % 20).astype(np.int64)
-    own = (labels[:, None] * (vocab // 20) + rng.integers(0, vocab // 20, size=(n_docs, words)))
+    own = labels[:, None] * (vocab // 20) + rng.integers(0, vocab // 20, size=(n_docs, words))
     tokens = np.where(rng.random((n_docs, words)) < 0.7, own, rng.integers(0, vocab, size=(n_docs, words)))
     tokens = tokens.astype(np.int32)
     if npy:

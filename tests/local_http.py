@@ -50,7 +50,7 @@ def _handler(state: FileServer) -> type[BaseHTTPRequestHandler]:
             start = 0
             asked = self.headers.get("Range", "")
             if asked.startswith("bytes=") and asked.endswith("-"):
-                start = int(asked[len("bytes="):-1])
+                start = int(asked[len("bytes=") : -1])
                 if start >= len(body):
                     self.send_error(416)
                     return
@@ -61,7 +61,7 @@ def _handler(state: FileServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Accept-Ranges", "bytes")
             self.end_headers()
             if mode in ("truncate_once", "stall_mid_body"):
-                self.wfile.write(body[start:start + (len(body) - start) // 2])
+                self.wfile.write(body[start : start + (len(body) - start) // 2])
                 self.wfile.flush()
                 if mode == "truncate_once":
                     state.modes[self.path] = "ok"

@@ -9,14 +9,20 @@ import sys
 
 import pytest
 
-from .conftest import ROOT, TINY_DIGITS
+from tests.conftest import ROOT, TINY_DIGITS
 
 pytestmark = pytest.mark.slow
 
 
 def train(args, env, tmp_path, timeout=300):
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args, f"results_dir={tmp_path / 'results'}"],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args, f"results_dir={tmp_path / 'results'}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=timeout,
+    )
 
 
 def read_rows(path):
@@ -26,8 +32,9 @@ def read_rows(path):
 
 def test_single_run_writes_its_records(cli_env, tmp_path):
     run_dir = tmp_path / "run"
-    proc = train([*TINY_DIGITS, "pruner=infobatch_das", "pruner.scorer.window=3", f"hydra.run.dir={run_dir}"],
-                 cli_env, tmp_path)
+    proc = train(
+        [*TINY_DIGITS, "pruner=infobatch_das", "pruner.scorer.window=3", f"hydra.run.dir={run_dir}"], cli_env, tmp_path
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -40,13 +47,27 @@ def test_single_run_writes_its_records(cli_env, tmp_path):
     assert len(rows) == 1
     row = rows[0]
     assert (row["dataset"], row["noise"], row["pruner"], row["ratio"], row["seed"], row["optimizer"]) == (
-        "digits", "sym0.5", "infobatch_das", "r30", "0", "sgd")
+        "digits",
+        "sym0.5",
+        "infobatch_das",
+        "r30",
+        "0",
+        "sgd",
+    )
     assert summary["optimizer"] == "sgd"
     assert float(row["final_test_acc"]) == pytest.approx(summary["final_test_acc"])
     assert row["run_dir"] == str(run_dir)
     # Every epoch records what the issue asks for.
-    for key in ("train/loss", "test/acc", "prune/kept_fraction", "fwd/train", "fwd/reference", "time/epoch_s",
-                "prune/kept_noisy_fraction", "score/noise_auroc"):
+    for key in (
+        "train/loss",
+        "test/acc",
+        "prune/kept_fraction",
+        "fwd/train",
+        "fwd/reference",
+        "time/epoch_s",
+        "prune/kept_noisy_fraction",
+        "score/noise_auroc",
+    ):
         assert key in epochs[0]
     assert epochs[-1]["fwd/train"] == summary["train_fwd"]
     assert epochs[-1]["fwd/reference"] == summary["reference_fwd"] > 0
@@ -62,8 +83,18 @@ def test_single_run_writes_its_records(cli_env, tmp_path):
 
 
 def test_multirun_writes_one_row_per_job(cli_env, tmp_path):
-    proc = train(["-m", *TINY_DIGITS, "epochs=3", "pruner=infobatch,infobatch_das", "pruner.policy.prune_prob=0.5",
-                  f"hydra.sweep.dir={tmp_path / 'sweep'}"], cli_env, tmp_path)
+    proc = train(
+        [
+            "-m",
+            *TINY_DIGITS,
+            "epochs=3",
+            "pruner=infobatch,infobatch_das",
+            "pruner.policy.prune_prob=0.5",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cli_env,
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = read_rows(tmp_path / "results" / "runs.csv")
     assert sorted(r["pruner"] for r in rows) == ["infobatch", "infobatch_das"]
@@ -74,8 +105,9 @@ def test_multirun_writes_one_row_per_job(cli_env, tmp_path):
 def test_missing_cifar_is_a_one_line_error(cli_env, tmp_path):
     empty = tmp_path / "nodata"
     empty.mkdir()
-    proc = train(["dataset=cifar10", "noise=clean", f"data_dir={empty}", f"hydra.run.dir={tmp_path / 'run'}"],
-                 cli_env, tmp_path)
+    proc = train(
+        ["dataset=cifar10", "noise=clean", f"data_dir={empty}", f"hydra.run.dir={tmp_path / 'run'}"], cli_env, tmp_path
+    )
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and str(empty) in errors[0] and "train_x.npy" in errors[0]
@@ -84,25 +116,44 @@ def test_missing_cifar_is_a_one_line_error(cli_env, tmp_path):
 
 
 def test_official_test_split_missing_asks_for_holdout(cli_env, tmp_path):
-    from .fake_data import write_cifar_npy
+    from tests.fake_data import write_cifar_npy
 
     write_cifar_npy(tmp_path / "data", "cifar10", n_train=300, n_test=0, num_classes=10, seed=0)
-    args = ["dataset=cifar10", "noise=sym0.2", "model=mlp", "optimizer=sgd", "epochs=2", "device=cpu",
-            f"data_dir={tmp_path / 'data'}", "progress_bar=false", f"hydra.run.dir={tmp_path / 'run'}"]
+    args = [
+        "dataset=cifar10",
+        "noise=sym0.2",
+        "model=mlp",
+        "optimizer=sgd",
+        "epochs=2",
+        "device=cpu",
+        f"data_dir={tmp_path / 'data'}",
+        "progress_bar=false",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
     proc = train(args, cli_env, tmp_path)
     assert proc.returncode == 2 and "test_split=holdout" in proc.stderr
     proc = train([*args, "test_split=holdout", "holdout_size=50"], cli_env, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["test_split"] == "holdout" and summary["n_test"] == 50 and summary["n_reference"] == 50
-    assert summary["n_train"] == 250                                 # the reference images train too (disjoint=false)
+    assert summary["n_train"] == 250  # the reference images train too (disjoint=false)
 
 
 def test_wandb_offline_one_run_per_multirun_job(cli_env, tmp_path):
     pytest.importorskip("wandb")
     env = dict(cli_env, WANDB_MODE="offline", WANDB_SILENT="true")
-    proc = train(["-m", *TINY_DIGITS, "epochs=2", "logger=wandb", "pruner=full,infobatch",
-                  f"hydra.sweep.dir={tmp_path / 'sweep'}"], env, tmp_path)
+    proc = train(
+        [
+            "-m",
+            *TINY_DIGITS,
+            "epochs=2",
+            "logger=wandb",
+            "pruner=full,infobatch",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        env,
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = sorted(tmp_path.glob("sweep/*/wandb/offline-run-*"))
     assert len(runs) == 2, runs

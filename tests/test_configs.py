@@ -10,8 +10,7 @@ from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
 from alignprune_exp.config.instantiate import instantiate
-
-from .conftest import CONF_DIR, ROOT
+from tests.conftest import CONF_DIR, ROOT
 
 GROUPS = ["dataset", "noise", "model", "pruner", "ratio", "reference", "loss", "optimizer", "scheduler", "logger"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))]
@@ -19,8 +18,21 @@ EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 
 REQUIRED = {
     "dataset": ["cifar10", "cifar100", "digits"],
-    "noise": ["clean", "sym0.2", "sym0.5", "sym0.8", "asym0.2", "asym0.4", "pairflip0.45", "real_aggre",
-              "real_rand1", "real_rand2", "real_rand3", "real_worst", "real"],
+    "noise": [
+        "clean",
+        "sym0.2",
+        "sym0.5",
+        "sym0.8",
+        "asym0.2",
+        "asym0.4",
+        "pairflip0.45",
+        "real_aggre",
+        "real_rand1",
+        "real_rand2",
+        "real_rand3",
+        "real_worst",
+        "real",
+    ],
     "model": ["resnet18_cifar", "small_cnn", "mlp"],
     "pruner": ["full", "random_dynamic", "infobatch", "infobatch_das"],
     "ratio": ["r0", "r30", "r50", "r70"],
@@ -90,7 +102,12 @@ def test_unknown_option_lists_valid_options(compose_cfg):
 
 
 def test_cli_unknown_option_fails_with_choices(cli_env, tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "noise=sym0.9", f"results_dir={tmp_path}"],
-                          capture_output=True, text=True, env=cli_env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "noise=sym0.9", f"results_dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=120,
+    )
     assert proc.returncode != 0
     assert "Available options" in proc.stderr and "sym0.5" in proc.stderr

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from alignprune_exp.scoring.das import DASScorer, das_scores
 from alignprune_exp.config.instantiate import instantiate
+from alignprune_exp.scoring.das import DASScorer, das_scores
 
 
 def feed(scorer, losses, observed):

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from alignprune_exp.core.errors import DataError
+from alignprune_exp.core.safe_load import safe_pickle_load, safe_torch_load
 from alignprune_exp.data import (
     CIFAR100_COARSE_OF_FINE,
     ImageData,
@@ -16,11 +18,8 @@ from alignprune_exp.data import (
     load_cifar,
     load_digits,
 )
-from alignprune_exp.core.errors import DataError
 from alignprune_exp.noise import load_human_labels
-from alignprune_exp.core.safe_load import safe_pickle_load, safe_torch_load
-
-from .fake_data import write_cifar_n, write_cifar_npy, write_cifar_torchvision, write_py2_pickle
+from tests.fake_data import write_cifar_n, write_cifar_npy, write_cifar_torchvision, write_py2_pickle
 
 
 def one_line(error: pytest.ExceptionInfo) -> str:
@@ -70,8 +69,13 @@ def test_tampered_torch_file_is_refused_without_running_it(tmp_path):
 def test_safe_torch_load_reads_checkpoint_contents(tmp_path):
     content = {
         "model": {"w": torch.randn(3, 2), "step": torch.tensor(7)},
-        "epoch": 4, "lr": 0.1, "name": "run", "history": [1.0, 2.0], "nested": {"ok": (1, "a")},
-        "labels": np.arange(5, dtype=np.int64), "pixels": np.full((2, 2), 9, np.uint8),
+        "epoch": 4,
+        "lr": 0.1,
+        "name": "run",
+        "history": [1.0, 2.0],
+        "nested": {"ok": (1, "a")},
+        "labels": np.arange(5, dtype=np.int64),
+        "pixels": np.full((2, 2), 9, np.uint8),
         "scores": np.linspace(0, 1, 3, dtype=np.float32),
     }
     torch.save(content, tmp_path / "ckpt.pt")
@@ -335,8 +339,15 @@ def test_clean_label_order_mismatch_is_refused(tmp_path):
 
 def test_image_data_validates_what_it_holds():
     x = torch.zeros(4, 1, 8, 8, dtype=torch.uint8)
-    kwargs = {"name": "t", "test_x": None, "test_y": None, "num_classes": 3, "mean": (0.5,), "std": (0.2,),
-              "source": "unit"}
+    kwargs = {
+        "name": "t",
+        "test_x": None,
+        "test_y": None,
+        "num_classes": 3,
+        "mean": (0.5,),
+        "std": (0.2,),
+        "source": "unit",
+    }
     with pytest.raises(DataError, match="train_y has 3 labels for 4 images in unit"):
         ImageData(train_x=x, train_y=np.zeros(3, np.int64), **kwargs)
     with pytest.raises(DataError, match="uint8"):

@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from alignprune_exp.core.errors import ConfigError, DataError
 from alignprune_exp.data.image_files import ImageFileDataset, TensorImageDataset, collate_encoded
 from alignprune_exp.data.imagenet import load_imagenet1k
 from alignprune_exp.data.jpeg_tensor import TensorCrop, resolve_decode
-from alignprune_exp.core.errors import ConfigError, DataError
-
-from .large_fake_trees import fake_wnids, write_imagenet
+from tests.large_fake_trees import fake_wnids, write_imagenet
 
 
 @pytest.fixture(scope="module")

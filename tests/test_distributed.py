@@ -14,30 +14,39 @@ from pathlib import Path
 import pytest
 import torch
 
-from alignprune_exp.cli import build_trainer
 from alignprune_exp.core.distributed import Dist
-
-from .conftest import CONF_DIR, ROOT, TINY_DIGITS
+from alignprune_exp.pipeline.build import build_trainer
+from tests.conftest import CONF_DIR, ROOT, TINY_DIGITS
 
 # Non-divisible sizes on purpose: 1077 training samples leave a last global batch of 53 (parts 26 / 27).
-EQUIV = [*TINY_DIGITS, "pruner=infobatch_das", "pruner.scorer.window=3", "epochs=5", "num_threads=1",
-         "eval_batch_size=100"]
+EQUIV = [
+    *TINY_DIGITS,
+    "pruner=infobatch_das",
+    "pruner.scorer.window=3",
+    "epochs=5",
+    "num_threads=1",
+    "eval_batch_size=100",
+]
 # Measured: the 2-rank run's per-epoch losses differ from the 1-rank run's by at most 1.1e-7 relative (the
 # gradient all-reduce and sharded evaluation sums change the float32 reduction order); accuracy is equal.
 REL_TOL = 1e-5
 
 
-def _torchrun(args: list[str], env: dict) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(ROOT / "train.py"), *args]
-    return subprocess.Popen(cmd, env={**env, "OMP_NUM_THREADS": "1"}, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+def _torchrun(args: list[str], env: dict, script: Path = ROOT / "train.py") -> subprocess.Popen:
+    """torchrun ``script`` (train.py; tests/faults.py for train.py with the faults ``env`` names) on 2 ranks."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), *args]
+    return subprocess.Popen(
+        cmd, env={**env, "OMP_NUM_THREADS": "1"}, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def test_dist_helpers_split_batches_evenly():
     parts = [Dist(r, 3).local_slices([slice(0, 10), slice(10, 12)]) for r in range(3)]
-    assert [[(s.start, s.stop) for s in p] for p in parts] == [[(0, 3), (10, 10)], [(3, 6), (10, 11)],
-                                                               [(6, 10), (11, 12)]]
+    assert [[(s.start, s.stop) for s in p] for p in parts] == [
+        [(0, 3), (10, 10)],
+        [(3, 6), (10, 11)],
+        [(6, 10), (11, 12)],
+    ]
     assert [k for k in range(7) if Dist(1, 3).mine(k)] == [1, 4]
 
 
@@ -62,8 +71,7 @@ def test_a_global_batch_must_split_evenly(compose_cfg):
 
     trainer, _ = build_trainer(compose_cfg(TINY_DIGITS))
     with pytest.raises(ConfigError, match="batch_size=10 is the global batch .* divisible by the 4 ranks"):
-        Trainer(trainer.state, trainer.data, trainer.schedule, device=trainer.device, batch_size=10,
-                dist=Dist(0, 4))
+        Trainer(trainer.state, trainer.data, trainer.schedule, device=trainer.device, batch_size=10, dist=Dist(0, 4))
 
 
 def test_slurm_tasks_find_their_rank_and_rendezvous(monkeypatch):
@@ -73,15 +81,27 @@ def test_slurm_tasks_find_their_rank_and_rendezvous(monkeypatch):
         monkeypatch.setenv(key, "")  # recorded first, so the variables the export writes are removed afterwards
         monkeypatch.delenv(key)
     monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
-    for key, value in {"SLURM_JOB_ID": "4242", "SLURM_NTASKS": "8", "SLURM_PROCID": "5", "SLURM_LOCALID": "1",
-                       "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_JOB_NUM_NODES": "2", "SLURM_NODEID": "1",
-                       "SUBMITIT_FOLDER": "/tmp"}.items():
+    for key, value in {
+        "SLURM_JOB_ID": "4242",
+        "SLURM_NTASKS": "8",
+        "SLURM_PROCID": "5",
+        "SLURM_LOCALID": "1",
+        "SLURM_JOB_NODELIST": "gpu[07-08]",
+        "SLURM_JOB_NUM_NODES": "2",
+        "SLURM_NODEID": "1",
+        "SUBMITIT_FOLDER": "/tmp",
+    }.items():
         monkeypatch.setenv(key, value)
     assert distributed.launched_world_size() == 8
     distributed._export_submitit_env()
     env = {k: os.environ[k] for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
-    assert env == {"RANK": "5", "WORLD_SIZE": "8", "LOCAL_RANK": "1", "MASTER_ADDR": "gpu07",
-                   "MASTER_PORT": str(20000 + 4242 % 20000)}
+    assert env == {
+        "RANK": "5",
+        "WORLD_SIZE": "8",
+        "LOCAL_RANK": "1",
+        "MASTER_ADDR": "gpu07",
+        "MASTER_PORT": str(20000 + 4242 % 20000),
+    }
 
 
 @pytest.mark.slow
@@ -115,7 +135,9 @@ def test_two_ranks_reproduce_one_rank_with_identical_state(compose_cfg, cli_env,
     # ranks from rank 0's checkpoint: the same epoch records as the uninterrupted 2-rank run, one row.
     again = tmp_path / "again"
     args = [*EQUIV, f"results_dir={again}", "dist_check=true", "resume=auto"]
-    proc = _torchrun(args, {**cli_env, "ALIGNPRUNE_TEST_KILL_AT": "train_batch:14:TERM"})
+    proc = _torchrun(
+        args, {**cli_env, "ALIGNPRUNE_TEST_KILL_AT": "train_batch:14:TERM"}, script=ROOT / "tests" / "faults.py"
+    )
     out, _ = proc.communicate(timeout=240)
     assert proc.returncode != 0 and "stopped: stopped by SIGTERM at epoch 2" in out, out[-3000:]
     proc = _torchrun(args, cli_env)
@@ -124,8 +146,9 @@ def test_two_ranks_reproduce_one_rank_with_identical_state(compose_cfg, cli_env,
     assert len((again / "runs.csv").read_text().splitlines()) == 2
     (run,) = [d for d in (again / "runs").glob("*/*") if (d / "summary.json").exists()]  # the continued folder
     resumed = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [{k: v for k, v in r.items() if not k.startswith("time/")} for r in resumed] == \
-        [{k: v for k, v in r.items() if not k.startswith("time/")} for r in two]
+    assert [{k: v for k, v in r.items() if not k.startswith("time/")} for r in resumed] == [
+        {k: v for k, v in r.items() if not k.startswith("time/")} for r in two
+    ]
 
 
 def _rank_main(rank: int, port: int, out_dir: str) -> None:
@@ -136,25 +159,46 @@ def _rank_main(rank: int, port: int, out_dir: str) -> None:
     from alignprune_exp.core import distributed
     from alignprune_exp.core.errors import ConfigError
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
-                      LOCAL_RANK=str(rank), WANDB_MODE="disabled")
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE="2",
+        LOCAL_RANK=str(rank),
+        WANDB_MODE="disabled",
+    )
     torch.set_num_threads(1)
     dist = distributed.init(timeout_s=60)
     report: dict = {}
-    cases = {"ies": ["pruner=ies", "ratio=r0", "pruner.policy.threshold=0.05", "pruner.scorer.ma=1", "epochs=6"],
-             "divbs": ["pruner=divbs", "pruner.policy.draw_batch_size=64", "batch_size=32", "epochs=2"],
-             "smalll": ["pruner=smalll", "warmup.epochs=1", "warmup.cache_dir=null", "epochs=2"]}
+    cases = {
+        "ies": ["pruner=ies", "ratio=r0", "pruner.policy.threshold=0.05", "pruner.scorer.ma=1", "epochs=6"],
+        "divbs": ["pruner=divbs", "pruner.policy.draw_batch_size=64", "batch_size=32", "epochs=2"],
+        "smalll": ["pruner=smalll", "warmup.epochs=1", "warmup.cache_dir=null", "epochs=2"],
+    }
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for name, extra in cases.items():
-            cfg = compose("config", overrides=[*TINY_DIGITS, "train_subset=200", "eval_batch_size=64",
-                                               f"results_dir={out_dir}", "dist_check=true", *extra])
+            cfg = compose(
+                "config",
+                overrides=[
+                    *TINY_DIGITS,
+                    "train_subset=200",
+                    "eval_batch_size=64",
+                    f"results_dir={out_dir}",
+                    "dist_check=true",
+                    *extra,
+                ],
+            )
             trainer, _ = build_trainer(cfg)
             recs: list[dict] = []
             trainer.callbacks.append(lambda rec, _e, recs=recs: recs.append(rec))
             summary = trainer.fit()
-            report[name] = {"consistent": [r["dist/consistent"] for r in recs],
-                            "kept": [r["prune/kept_fraction"] for r in recs], "fwd": summary["train_fwd"],
-                            "selection_fwd": summary["selection_fwd"], "budget": trainer.state.budget.total}
+            report[name] = {
+                "consistent": [r["dist/consistent"] for r in recs],
+                "kept": [r["prune/kept_fraction"] for r in recs],
+                "fwd": summary["train_fwd"],
+                "selection_fwd": summary["selection_fwd"],
+                "budget": trainer.state.budget.total,
+            }
         cfg = compose("config", overrides=[*TINY_DIGITS, "train_subset=200", f"results_dir={out_dir}"])
     try:
         dist.agree("the seed", str(rank))

@@ -23,8 +23,10 @@ README_MAX_BYTES = 12_000
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*$")
 _INLINE_CODE = re.compile(r"(`+)(?:.+?)\1")
-_LINK = re.compile(r"!?\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\(\s*(<[^>]*>|[^()\s]*(?:\([^()\s]*\)[^()\s]*)*)"
-                   r"(?:\s+(?:\"[^\"]*\"|'[^']*'|\([^)]*\)))?\s*\)")
+_LINK = re.compile(
+    r"!?\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\(\s*(<[^>]*>|[^()\s]*(?:\([^()\s]*\)[^()\s]*)*)"
+    r"(?:\s+(?:\"[^\"]*\"|'[^']*'|\([^)]*\)))?\s*\)"
+)
 _REF_DEF = re.compile(r"^ {0,3}\[[^\]]+\]:\s*(<[^>]*>|\S+)")
 _HTML_ANCHOR = re.compile(r"<a\s[^>]*\b(?:id|name)\s*=\s*[\"']([^\"']+)[\"']", re.IGNORECASE)
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
@@ -40,7 +42,7 @@ def _outside_fences(text: str):
                 fence = m.group(1)
                 continue
             yield n, line
-        elif m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) and not line[m.end():].strip():
+        elif m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) and not line[m.end() :].strip():
             fence = None
 
 
@@ -124,8 +126,10 @@ def test_readme_is_a_front_page():
 def test_github_slugs():
     assert slugify("Set-up: two commands") == "set-up-two-commands"
     assert slugify("Weights & Biases") == "weights--biases"
-    assert slugify("First real table: CIFAR-10N at CPU scale (measured)") == \
-        "first-real-table-cifar-10n-at-cpu-scale-measured"
+    assert (
+        slugify("First real table: CIFAR-10N at CPU scale (measured)")
+        == "first-real-table-cifar-10n-at-cpu-scale-measured"
+    )
     assert slugify("Your own configs (`--config-dir`)") == "your-own-configs---config-dir"
     assert slugify("Table A and Appendix A.2") == "table-a-and-appendix-a2"
     assert slugify("long_runs and [a link](x.md)") == "long_runs-and-a-link"
@@ -134,8 +138,8 @@ def test_github_slugs():
 def test_checker_reports_exactly_the_broken_links(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.md").write_text(
-        "# Title\n\n## Same\n\ntext\n\n## Same\n\n```\n# Fenced heading\n```\n\n<a id=\"custom\"></a>\n",
-        encoding="utf-8")
+        '# Title\n\n## Same\n\ntext\n\n## Same\n\n```\n# Fenced heading\n```\n\n<a id="custom"></a>\n', encoding="utf-8"
+    )
     (tmp_path / "img.png").write_bytes(b"\x89PNG")
     (tmp_path / "README.md").write_text(
         "# Top title\n\n"
@@ -146,11 +150,13 @@ def test_checker_reports_exactly_the_broken_links(tmp_path):
         "`[in code](nowhere.md)` and [mail](mailto:someone@example.com)\n\n"
         "```markdown\n[in a fence](also-nowhere.md)\n```\n\n"
         "[ref]: docs/gone.md\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     problems = broken_links(tmp_path / "README.md", tmp_path)
     reported = sorted(p.split(": ", 1)[1].split(" (", 1)[0] for p in problems)
-    assert reported == sorted(["docs/missing.md", "docs/a.md#nope", "docs/a.md#same-2",
-                               "docs/a.md#fenced-heading", "#absent", "docs/gone.md"])
+    assert reported == sorted(
+        ["docs/missing.md", "docs/a.md#nope", "docs/a.md#same-2", "docs/a.md#fenced-heading", "#absent", "docs/gone.md"]
+    )
     assert all(p.startswith("README.md:") for p in problems)
     assert any(p.startswith("README.md:5: docs/missing.md (no such file)") for p in problems)
     assert broken_links(tmp_path / "docs" / "a.md", tmp_path) == []

@@ -9,20 +9,18 @@ import hashlib
 import io
 import tarfile
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from alignprune_exp.data import find_cifar_n_file, load_cifar
-from alignprune_exp.data.download import DownloadError, download
-from alignprune_exp.data.catalog import CIFAR_N_COMMIT, source
 from alignprune_exp.core.errors import DataError
+from alignprune_exp.data import find_cifar_n_file, load_cifar
+from alignprune_exp.data.catalog import CIFAR_N_COMMIT, source
+from alignprune_exp.data.download import DownloadError, download
 from alignprune_exp.noise import HumanNoise
-
-from .conftest import ROOT
-from .fake_data import write_cifar_n, write_cifar_torchvision
-from .local_http import LocalServer
+from tests.conftest import ROOT
+from tests.fake_data import write_cifar_n, write_cifar_torchvision
+from tests.local_http import LocalServer
 
 SHARED_CIFAR_N = ROOT.parent / "shared" / "data" / "cifar-n"  # the real label files, when present
 
@@ -62,7 +60,9 @@ def serve(server, monkeypatch, key: str, content: bytes, *, mode: str = "ok", ch
     name = {"CIFAR10": "/cifar-10-python.tar.gz", "CIFAR10N": "/data/CIFAR-10_human.pt"}[key]
     url = server.add(name, content, mode)
     monkeypatch.setenv(f"ALIGNPRUNE_{key}_URL", url)
-    monkeypatch.setenv(f"ALIGNPRUNE_{key}_CHECKSUM", checksum or digest(content, "md5" if key == "CIFAR10" else "sha256"))
+    monkeypatch.setenv(
+        f"ALIGNPRUNE_{key}_CHECKSUM", checksum or digest(content, "md5" if key == "CIFAR10" else "sha256")
+    )
     return url
 
 
@@ -74,11 +74,15 @@ def test_download_true_fetches_verifies_and_the_loaders_read_it(server, monkeypa
     assert np.array_equal(images.train_x.permute(0, 2, 3, 1).numpy(), fake.train_x)
     assert np.array_equal(images.train_y, fake.train_y) and np.array_equal(images.test_y, fake.test_y)
     noisy = HumanNoise("cifar10", "real_aggre", download=True).apply(
-        images.train_y, num_classes=10, dataset="cifar10", data_dir=str(tmp_path), seed=0)
+        images.train_y, num_classes=10, dataset="cifar10", data_dir=str(tmp_path), seed=0
+    )
     assert np.array_equal(noisy, originals["aggre"])
     assert (tmp_path / "cifar-n" / "CIFAR-10_human.pt").read_bytes() == originals["labels"]
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == [
-        "cifar-10-batches-py", "cifar-10-python.tar.gz", "cifar-n"]
+        "cifar-10-batches-py",
+        "cifar-10-python.tar.gz",
+        "cifar-n",
+    ]
     assert not list(tmp_path.rglob("*.part")) and len(server.requests) == 2
     load_cifar("cifar10", str(tmp_path), download=True)  # already there: nothing is fetched again
     assert len(server.requests) == 2
@@ -151,8 +155,9 @@ def test_a_server_that_stops_answering_is_a_timeout_not_a_hang(server, monkeypat
     assert not (tmp_path / "cifar-n" / "CIFAR-10_human.pt").exists()
 
 
-def test_a_server_that_stalls_mid_file_keeps_the_part_and_the_next_run_resumes(server, monkeypatch, originals,
-                                                                                tmp_path):
+def test_a_server_that_stalls_mid_file_keeps_the_part_and_the_next_run_resumes(
+    server, monkeypatch, originals, tmp_path
+):
     url = serve(server, monkeypatch, "CIFAR10N", originals["labels"], mode="stall_mid_body")
     dest = tmp_path / "CIFAR-10_human.pt"
     with pytest.raises(DownloadError, match="bytes are kept in"):

@@ -11,21 +11,25 @@ import numpy as np
 import pytest
 import torch
 
-from alignprune_exp.pruning import InfoBatch
 from alignprune_exp.config.instantiate import instantiate
-
-from .conftest import CONF_DIR, ROOT, TINY_DIGITS
+from alignprune_exp.pruning import InfoBatch
+from tests.conftest import CONF_DIR, ROOT, TINY_DIGITS
 
 LABEL_SETS = ["clean", "real", "sym0.2", "sym0.5", "sym0.8", "asym0.2", "asym0.4"]
 GRIDS = {
     "fig2a": {"pruner.policy.prune_prob": ["0.5", "0.6", "0.7", "0.8", "0.9", "1.0"], "noise": LABEL_SETS},
     "fig2b": {"pruner.scorer.window": ["5", "10", "15", "20", "25"], "noise": LABEL_SETS},
-    "tableG": {"pruner.scorer.window": ["2", "3", "4", "5", "10", "15", "20", "25", "30", "40", "50"],
-               "noise": LABEL_SETS},
+    "tableG": {
+        "pruner.scorer.window": ["2", "3", "4", "5", "10", "15", "20", "25", "30", "40", "50"],
+        "noise": LABEL_SETS,
+    },
     "fig2c": {"pruner.scorer.rho": ["pearson", "cosine"], "noise": LABEL_SETS},
     "fig3": {"reference.fraction": ["1.0", "0.5", "0.1", "0.05", "0.01", "0.002", "0.001"], "noise": LABEL_SETS},
-    "table5": {"reference": ["noisy_train", "clean_val", "pseudo_clean_smalll", "pseudo_clean_moderate"],
-               "reference.fraction": ["1.0", "0.1", "0.01"], "noise": ["clean", "real"]},
+    "table5": {
+        "reference": ["noisy_train", "clean_val", "pseudo_clean_smalll", "pseudo_clean_moderate"],
+        "reference.fraction": ["1.0", "0.1", "0.01"],
+        "noise": ["clean", "real"],
+    },
     "tableF": {"pruner": ["infobatch", "infobatch_das"]},
 }
 PSEUDO = ("pseudo_clean_smalll", "pseudo_clean_moderate")
@@ -96,14 +100,26 @@ def test_table5_reference_options_build(compose_cfg):
 
 def digits_reference(compose_cfg, reference: str, fraction: float):
     """Reference images and labels built by the CLI's build_data on digits, with each image's labels."""
-    from alignprune_exp.cli import build_data
+    from alignprune_exp.pipeline.data import build_data
 
-    cfg = compose_cfg([*TINY_DIGITS, f"reference={reference}", f"reference.fraction={fraction}",
-                       "warmup.epochs=1", "warmup.cache_dir=null"])
+    cfg = compose_cfg(
+        [
+            *TINY_DIGITS,
+            f"reference={reference}",
+            f"reference.fraction={fraction}",
+            "warmup.epochs=1",
+            "warmup.cache_dir=null",
+        ]
+    )
     data, info = build_data(cfg, torch.device("cpu"))
     images = instantiate(cfg.dataset.loader)
-    noisy = instantiate(cfg.noise).apply(images.train_y, num_classes=images.num_classes, dataset=images.name,
-                                         data_dir=str(cfg.data_dir), seed=int(cfg.noise_seed))
+    noisy = instantiate(cfg.noise).apply(
+        images.train_y,
+        num_classes=images.num_classes,
+        dataset=images.name,
+        data_dir=str(cfg.data_dir),
+        seed=int(cfg.noise_seed),
+    )
     lookup: dict[bytes, list[int]] = {}
     for i, img in enumerate(np.asarray(images.train_x)):
         lookup.setdefault(img.tobytes(), []).append(i)
@@ -115,15 +131,23 @@ def digits_reference(compose_cfg, reference: str, fraction: float):
     return info, np.array(rows)
 
 
-@pytest.mark.parametrize("reference,source,fraction", [
-    ("clean_val", "clean", 1.0), ("clean_val", "clean", 0.1), ("noisy_train", "noisy", 1.0),
-    ("noisy_train", "noisy", 0.1), ("pseudo_clean_smalll", "noisy", 1.0), ("pseudo_clean_moderate", "noisy", 1.0)])
+@pytest.mark.parametrize(
+    "reference,source,fraction",
+    [
+        ("clean_val", "clean", 1.0),
+        ("clean_val", "clean", 0.1),
+        ("noisy_train", "noisy", 1.0),
+        ("noisy_train", "noisy", 0.1),
+        ("pseudo_clean_smalll", "noisy", 1.0),
+        ("pseudo_clean_moderate", "noisy", 1.0),
+    ],
+)
 def test_every_reference_variant_has_its_size_and_label_source(compose_cfg, reference, source, fraction):
     if reference in missing_reference_options():
         pytest.skip(f"reference option {reference} (another issue's) does not exist yet")
     info, rows = digits_reference(compose_cfg, reference, fraction)
     expected = round(fraction * 360)  # digits' official test split has 360 images
-    assert info["n_reference"] == expected and info["n_train"] == 1797 - 360   # reference.disjoint=false: they train too
+    assert info["n_reference"] == expected and info["n_train"] == 1797 - 360  # reference.disjoint=false: they train too
     assert len(rows) >= 0.9 * expected
     labels, clean, noisy = rows.T
     assert np.array_equal(labels, clean if source == "clean" else noisy)
@@ -143,9 +167,22 @@ def test_infobatch_allows_r_one_with_rescale():
 def test_new_pruners_run_through_the_cli(cli_env, tmp_path):
     sweep = tmp_path / "sweep"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "-m", *TINY_DIGITS, "pruner=seta,seta_das,ies,divbs", "num_threads=1",
-         f"results_dir={tmp_path / 'results'}", f"hydra.sweep.dir={sweep}"],
-        capture_output=True, text=True, env=cli_env, cwd=tmp_path, timeout=300)
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "-m",
+            *TINY_DIGITS,
+            "pruner=seta,seta_das,ies,divbs",
+            "num_threads=1",
+            f"results_dir={tmp_path / 'results'}",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summaries = {}
     for path in sweep.glob("*/summary.json"):
@@ -153,7 +190,7 @@ def test_new_pruners_run_through_the_cli(cli_env, tmp_path):
         lines = (path.parent / "metrics.jsonl").read_text().splitlines()
         summaries[s["pruner"]] = (s, [json.loads(line) for line in lines])
     assert sorted(summaries) == ["divbs", "ies", "seta", "seta_das"]
-    for name, (s, epochs) in summaries.items():
+    for name, (s, _epochs) in summaries.items():
         assert abs(s["achieved_ratio"] - 0.3) <= 0.01, name  # the forward-pass budget holds for every pruner
         assert 0 <= s["final_test_acc"] <= 100
     # SeTa trains ~(1 - r) * alpha of the data per epoch, so the budget lasts more epochs than 4.2 full ones,
@@ -179,8 +216,22 @@ def test_bench_scoring_smoke(capsys):
     import runpy
 
     bench = runpy.run_path(str(ROOT / "scripts" / "bench_scoring.py"))
-    bench["main"](["--sizes", "1000", "--window", "5", "--device", "cpu", "--repeats", "1",
-                   "--epoch-images", "256", "--epoch-size", "50000"])
+    bench["main"](
+        [
+            "--sizes",
+            "1000",
+            "--window",
+            "5",
+            "--device",
+            "cpu",
+            "--repeats",
+            "1",
+            "--epoch-images",
+            "256",
+            "--epoch-size",
+            "50000",
+        ]
+    )
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.split()[:2] == ["1000", "cpu"])
     fields = row.split()

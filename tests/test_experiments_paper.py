@@ -11,16 +11,27 @@ from hydra._internal.utils import create_config_search_path
 from omegaconf import OmegaConf
 
 from hydra_plugins.alignprune_sweeper.cells_sweeper import CellSweeper
-
-from .conftest import CONF_DIR, TINY_DIGITS
+from tests.conftest import CONF_DIR, TINY_DIGITS
 
 PAPER_GRIDS = ["table1", "table2", "table3", "tableB", "tableC", "figA"]
 ALL_EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 # Pruners a grid may name before their issue lands (their cells are skipped by the sweeper until then).
-PENDING = {"seta": "issue 3", "seta_das": "issue 3", "ies": "issue 3", "divbs": "issue 3",
-           "random_static": "issue 4", "smalll": "issue 4", "margin": "issue 4", "forgetting": "issue 4",
-           "grand": "issue 4", "moderate": "issue 4", "ssp": "issue 4", "prune4rel": "issue 4",
-           "dyn_unc": "issue 4", "dual": "issue 4"}
+PENDING = {
+    "seta": "issue 3",
+    "seta_das": "issue 3",
+    "ies": "issue 3",
+    "divbs": "issue 3",
+    "random_static": "issue 4",
+    "smalll": "issue 4",
+    "margin": "issue 4",
+    "forgetting": "issue 4",
+    "grand": "issue 4",
+    "moderate": "issue 4",
+    "ssp": "issue 4",
+    "prune4rel": "issue 4",
+    "dyn_unc": "issue 4",
+    "dual": "issue 4",
+}
 EXISTING = {p.stem for p in (CONF_DIR / "pruner").glob("*.yaml")}
 
 
@@ -53,7 +64,11 @@ def test_grid_composes_and_profile_sets_the_scale(compose_cfg, name, profile):
     assert cfg.dataset.name == expected_dataset
     if profile == "paper":
         assert (cfg.model.name, cfg.epochs, cfg.optimizer._target_, cfg.test_split) == (
-            "resnet18_cifar", 200, "alignprune_exp.train.lars.lars", "official")
+            "resnet18_cifar",
+            200,
+            "alignprune_exp.train.lars.lars",
+            "official",
+        )
         assert cfg.optimizer.lr == cfg.dataset.lars_lr and cfg.train_subset is None
     else:
         assert (cfg.model.name, cfg.epochs, cfg.train_subset, cfg.test_split) == ("small_cnn", 40, 3000, "holdout")
@@ -93,11 +108,13 @@ def test_cells_sweeper_expands_table2_with_full_once_per_noise_and_seed():
 def test_cells_sweeper_command_line_restricts_the_grid_and_skips_missing_options():
     sweeper = sweeper_for("table2", pruner="infobatch,not_a_pruner,infobatch_das")
     jobs = sweeper.job_overrides(["noise=clean,real_worst", "ratio=r30", "seed=0,1", "+experiment=table2"])
-    cells = sorted((d["noise"], d["pruner"], d["ratio"], d["seed"]) for d in (dict(o.split("=", 1) for o in j)
-                                                                               for j in jobs))
-    assert cells == sorted([(z, p, "r30", s) for z in ("clean", "real_worst") for p in ("infobatch", "infobatch_das")
-                            for s in ("0", "1")] + [(z, "full", "r0", s) for z in ("clean", "real_worst")
-                                                    for s in ("0", "1")])
+    cells = sorted(
+        (d["noise"], d["pruner"], d["ratio"], d["seed"]) for d in (dict(o.split("=", 1) for o in j) for j in jobs)
+    )
+    assert cells == sorted(
+        [(z, p, "r30", s) for z in ("clean", "real_worst") for p in ("infobatch", "infobatch_das") for s in ("0", "1")]
+        + [(z, "full", "r0", s) for z in ("clean", "real_worst") for s in ("0", "1")]
+    )
     assert sweeper.skipped == {"pruner=not_a_pruner": 4}
     strict = sweeper_for("table2", pruner="infobatch,not_a_pruner")
     strict.skip_missing = False
@@ -105,7 +122,7 @@ def test_cells_sweeper_command_line_restricts_the_grid_and_skips_missing_options
 
 
 def test_train_subset_is_fixed_by_the_split_seed(compose_cfg):
-    from alignprune_exp.cli import build_data
+    from alignprune_exp.pipeline.data import build_data
 
     def data(*extra):
         return build_data(compose_cfg([*TINY_DIGITS, "test_split=holdout", "holdout_size=200", *extra]), "cpu")

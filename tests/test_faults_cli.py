@@ -11,14 +11,19 @@ import numpy as np
 import pytest
 
 from alignprune_exp.runs.records import RESULT_COLUMNS
-
-from .cli_fork import ForkedCLI
-from .conftest import TINY_DIGITS
+from tests.cli_fork import ForkedCLI
+from tests.conftest import TINY_DIGITS
 
 pytestmark = pytest.mark.slow
 
-RUN = [*TINY_DIGITS, "pruner=infobatch_das", "pruner.scorer.window=3", "num_threads=1", "checkpoint_every=1",
-       "resume=auto"]
+RUN = [
+    *TINY_DIGITS,
+    "pruner=infobatch_das",
+    "pruner.scorer.window=3",
+    "num_threads=1",
+    "checkpoint_every=1",
+    "resume=auto",
+]
 # wall times, and what names the two results folders (run_id hashes results_dir in)
 WALL_TIME = ("wall_time_s", "total_time_s", "timestamp", "run_dir", "overrides", "run_id")
 
@@ -51,8 +56,14 @@ def test_killed_and_stopped_runs_resume_to_the_uninterrupted_result(cli, tmp_pat
     # finishes, checkpoint, exit 3);
     # SIGKILL during the 2nd reference evaluation, in the middle of writing a checkpoint, and between
     # summary.json and the runs.csv row; then a clean resume, and one more that finds the run finished.
-    steps = [("train_batch:16:TERM", 3), ("ref_eval:2", -9), ("ckpt_write:1", -9), ("after_summary:1", -9),
-             ("", 0), ("", 0)]
+    steps = [
+        ("train_batch:16:TERM", 3),
+        ("ref_eval:2", -9),
+        ("ckpt_write:1", -9),
+        ("after_summary:1", -9),
+        ("", 0),
+        ("", 0),
+    ]
     outs = []
     for kill_at, expected in steps:
         rc, out = cli([*RUN, f"results_dir={results}"], tmp_path, {"ALIGNPRUNE_TEST_KILL_AT": kill_at})
@@ -67,14 +78,16 @@ def test_killed_and_stopped_runs_resume_to_the_uninterrupted_result(cli, tmp_pat
     ref_records, got = records(ref_dir), records(run_dir)
     assert len(ref_records) >= 5 and got == ref_records  # every epoch record, bit for bit
     ref_summary, summary = (json.loads((d / "summary.json").read_text()) for d in (ref_dir, run_dir))
-    assert {k: v for k, v in summary.items() if k not in WALL_TIME} == \
-        {k: v for k, v in ref_summary.items() if k not in WALL_TIME}
+    assert {k: v for k, v in summary.items() if k not in WALL_TIME} == {
+        k: v for k, v in ref_summary.items() if k not in WALL_TIME
+    }
     assert summary["status"] == "completed" and summary["code_version"].startswith(("git:", "pkg:"))
     with np.load(ref_dir / "snapshots.npz") as a, np.load(run_dir / "snapshots.npz") as b:
         assert sorted(a.files) == sorted(b.files) and all(np.array_equal(a[k], b[k]) for k in a.files)
     csv_ref, csv_got = (rows_of(d / "metrics.csv") for d in (ref_dir, run_dir))
-    assert [{k: v for k, v in r.items() if not k.startswith("time/")} for r in csv_got] == \
-        [{k: v for k, v in r.items() if not k.startswith("time/")} for r in csv_ref]
+    assert [{k: v for k, v in r.items() if not k.startswith("time/")} for r in csv_got] == [
+        {k: v for k, v in r.items() if not k.startswith("time/")} for r in csv_ref
+    ]
     rows = rows_of(results / "runs.csv")
     assert len(rows) == 1 and rows[0]["status"] == "completed"  # written exactly once
     assert rows[0]["final_test_acc"] == rows_of(ref_results / "runs.csv")[0]["final_test_acc"]
@@ -93,12 +106,19 @@ def test_sweep_outlives_bad_cells_and_relaunch_skips_finished_ones(cli, tmp_path
     blocked.write_text("")
     cells = [*BAD_CELLS, f"results_dir={blocked / 'sub'}"]
     extra = "[" + ",".join("{" + c.replace("=", ":", 1) + "}" for c in cells) + "]"
-    args = ["-m", *RUN, "epochs=2", "snapshots=false", f"results_dir={tmp_path / 'res'}",
-            f"hydra.sweep.dir={tmp_path / 'sweep'}", f"hydra.sweeper.extra={extra}"]
+    args = [
+        "-m",
+        *RUN,
+        "epochs=2",
+        "snapshots=false",
+        f"results_dir={tmp_path / 'res'}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        f"hydra.sweeper.extra={extra}",
+    ]
     rc, out = cli(args, tmp_path)
     assert rc == 1, out[-3000:]
     lines = out.splitlines()
-    report = lines[next(i for i, line in enumerate(lines) if "cell(s) failed" in line):]
+    report = lines[next(i for i, line in enumerate(lines) if "cell(s) failed" in line) :]
     assert report[0].startswith(f"{len(cells)} of {len(cells) + 1} cell(s) failed")
     for cell, message in {**BAD_CELLS, cells[-1]: f"results_dir={blocked / 'sub'} is not writable"}.items():
         line = next((line for line in report[1:] if f" {cell.replace('1e9', '1000000000.0')}:" in line), report)

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from .golden.record import CASES, FIXTURE, run_case
+from tests.golden.record import CASES, FIXTURE, run_case
 
 GOLDEN = json.loads(FIXTURE.read_text())
 
@@ -26,5 +26,6 @@ def test_run_reproduces_golden_records(name, tmp_path):
     assert len(got["epochs"]) == len(want["epochs"])
     for epoch, (g, w) in enumerate(zip(got["epochs"], want["epochs"])):
         assert g == w, f"epoch {epoch}: " + ", ".join(
-            f"{k}: {g.get(k)!r} != {w.get(k)!r}" for k in sorted(set(g) | set(w)) if g.get(k) != w.get(k))
+            f"{k}: {g.get(k)!r} != {w.get(k)!r}" for k in sorted(set(g) | set(w)) if g.get(k) != w.get(k)
+        )
     assert got["summary"] == want["summary"]

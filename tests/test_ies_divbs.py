@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from alignprune_exp.config.instantiate import instantiate
 from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.pruning import IES, DivBS
 from alignprune_exp.pruning.divbs import gradient_gram, greedy_orthogonal
 from alignprune_exp.scoring import SecondOrderScorer
-from alignprune_exp.config.instantiate import instantiate
 
 INF = float("inf")
 
@@ -138,8 +138,11 @@ def explicit_divbs(features, logits, targets, m, generator):
 
 def random_batch(b=40, c=10, d=16, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(b, d, generator=g).relu(), torch.randn(b, c, generator=g),
-            torch.randint(0, c, (b,), generator=g))
+    return (
+        torch.randn(b, d, generator=g).relu(),
+        torch.randn(b, c, generator=g),
+        torch.randint(0, c, (b,), generator=g),
+    )
 
 
 def test_divbs_kernel_form_equals_explicit_gradients():
@@ -167,7 +170,8 @@ def test_divbs_is_deterministic_under_a_seed():
     for seed in (0, 0, 1):
         policy = DivBS(1000, keep_fraction=0.3, seed=seed)
         runs.setdefault(seed, []).append(
-            [policy.select_in_batch(feats, logits, y, torch.arange(40)).tolist() for _ in range(3)])
+            [policy.select_in_batch(feats, logits, y, torch.arange(40)).tolist() for _ in range(3)]
+        )
     assert runs[0][0] == runs[0][1]
     assert runs[0][0] != runs[1][0]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from alignprune_exp.config.instantiate import instantiate
 from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.pruning import InfoBatch
-from alignprune_exp.config.instantiate import instantiate
 
-SCORES = torch.arange(1000, dtype=torch.float32)      # mean 499.5: D1 = samples 0..499
+SCORES = torch.arange(1000, dtype=torch.float32)  # mean 499.5: D1 = samples 0..499
 
 
 def test_r1_prunes_all_of_d1_by_default_and_90_percent_with_the_official_floor():
@@ -18,7 +18,7 @@ def test_r1_prunes_all_of_d1_by_default_and_90_percent_with_the_official_floor()
     floor = InfoBatch(1000, prune_prob=1.0, delta=0.875, min_keep=0.1)
     idx, w = floor.select(SCORES, 1, progress=0.1)
     kept_low = idx[idx < 500]
-    assert kept_low.numel() == 50 and idx.numel() == 550            # 90% of D1 pruned, 10% kept
+    assert kept_low.numel() == 50 and idx.numel() == 550  # 90% of D1 pruned, 10% kept
     assert floor.last_pruned_fraction == pytest.approx(0.45)
     assert torch.allclose(w[kept_low], torch.full((50,), 10.0)) and float(w[idx].sum()) == pytest.approx(1000.0)
     # Below the floor's reach (r = 0.5) the floor changes nothing.

@@ -13,16 +13,16 @@ import pytest
 import torch
 import torch.nn as nn
 
+from alignprune_exp.core.errors import ConfigError, DataError
 from alignprune_exp.data.clothing1m import load_clothing1m
 from alignprune_exp.data.imagenet import load_imagenet1k
 from alignprune_exp.data.news import TOPIC_OF_GROUP, load_news
-from alignprune_exp.data.streaming import Part, build_streaming_data
+from alignprune_exp.data.spec import Part
 from alignprune_exp.data.webvision import load_webvision_mini
-from alignprune_exp.core.errors import ConfigError, DataError
 from alignprune_exp.noise import make_noisy_labels
-
-from .conftest import ROOT
-from .large_fake_trees import fake_wnids, write_all, write_clothing1m, write_imagenet, write_news, write_webvision
+from alignprune_exp.pipeline.data import build_data
+from tests.conftest import ROOT
+from tests.large_fake_trees import fake_wnids, write_all, write_clothing1m, write_imagenet, write_news, write_webvision
 
 SMALL = {"image_size": 32, "resize_size": 36, "num_workers": 0}
 
@@ -40,13 +40,22 @@ def webvision(data_dir, **kw):
 def source_of(spec, rows=None):
     """The spec's StreamingData over its training rows (noisy = given labels), official splits for eval."""
     rows = np.arange(len(spec.train_y)) if rows is None else rows
-    ref = Part("reference", np.arange(len(spec.reference_y)), spec.reference_y) if spec.reference_y is not None \
+    ref = (
+        Part("reference", np.arange(len(spec.reference_y)), spec.reference_y)
+        if spec.reference_y is not None
         else Part("test", np.arange(len(spec.test_y)), spec.test_y)
-    return spec.make_source(Part("train", rows, spec.train_y[rows]), spec.train_y[rows], ref,
-                            Part("test", np.arange(len(spec.test_y)), spec.test_y), torch.device("cpu"))
+    )
+    return spec.make_source(
+        Part("train", rows, spec.train_y[rows]),
+        spec.train_y[rows],
+        ref,
+        Part("test", np.arange(len(spec.test_y)), spec.test_y),
+        torch.device("cpu"),
+    )
 
 
 # --- loaders read the official layouts -------------------------------------------------------------------
+
 
 def test_webvision_mini_keeps_first_50_classes_and_tests_on_ilsvrc(trees):
     data_dir, written = trees
@@ -55,10 +64,10 @@ def test_webvision_mini_keeps_first_50_classes_and_tests_on_ilsvrc(trees):
     assert spec.num_classes == 50 and len(spec.train) == len(files) == 100
     assert [f.decode() for f in spec.train.files] == files and np.array_equal(spec.train_y, labels)
     assert spec.train_y.max() == 49 and not spec.labels_are_clean
-    assert np.array_equal(spec.reference_y, written["webvision"].splits["val"][1])   # official val = reference
+    assert np.array_equal(spec.reference_y, written["webvision"].splits["val"][1])  # official val = reference
     assert spec.reference.root.endswith("val_images_256")
     wnids = fake_wnids(50)
-    assert len(spec.test) == 50 and np.array_equal(spec.test_y, np.arange(50))         # ILSVRC val by synsets.txt
+    assert len(spec.test) == 50 and np.array_equal(spec.test_y, np.arange(50))  # ILSVRC val by synsets.txt
     assert all(f.decode().split("/")[0] == wnids[y] for f, y in zip(spec.test.files, spec.test_y))
     assert "ILSVRC2012" in spec.test_name and spec.input_shape == (3, 32, 32)
 
@@ -82,7 +91,7 @@ def test_clothing1m_reads_key_lists_and_label_files(tmp_path, annotations):
     for split, images in (("noisy_train", spec.train), ("clean_val", spec.reference), ("clean_test", spec.test)):
         keys, labels = written.splits[split]
         assert [f.decode() for f in images.files] == keys and np.array_equal(images.labels, labels)
-    assert (spec.train_y != np.repeat(np.arange(14), 3)).sum() == 14      # every third training image is noisy
+    assert (spec.train_y != np.repeat(np.arange(14), 3)).sum() == 14  # every third training image is noisy
 
 
 def test_imagenet1k_class_folders(trees):
@@ -110,6 +119,7 @@ def test_news_features_equal_newsnet_front_end_and_npy_layout_matches(tmp_path):
 
 # --- the streaming source ----------------------------------------------------------------------------------
 
+
 def test_streaming_batches_follow_the_given_order_and_do_not_depend_on_workers(trees):
     data_dir, _ = trees
     spec = load_imagenet1k(str(data_dir / "imagenet"), **SMALL)
@@ -128,8 +138,8 @@ def test_streaming_batches_follow_the_given_order_and_do_not_depend_on_workers(t
     x = torch.cat([b.x for b in batches])
     assert x.shape == (40, 3, 32, 32) and x.dtype == torch.float32 and -3 < x.mean() < 3
     again = run(2)
-    assert all(torch.equal(a.x, b.x) for a, b in zip(batches, again))           # workers change nothing
-    assert not torch.equal(run(0, seed=6)[0].x, batches[0].x)                    # another draw, other crops
+    assert all(torch.equal(a.x, b.x) for a, b in zip(batches, again))  # workers change nothing
+    assert not torch.equal(run(0, seed=6)[0].x, batches[0].x)  # another draw, other crops
     strong = next(iter(data.train_batches(order, slices, torch.Generator().manual_seed(5), strong=True)))
     assert strong.x_strong.shape == strong.x.shape and torch.equal(strong.x, batches[0].x)
 
@@ -173,7 +183,7 @@ def test_streaming_eval_batches_cover_each_split_in_order(trees):
         assert sum(map(len, ys)) == data.eval_size(split)
     assert torch.equal(torch.cat(ys), torch.arange(50))
     x1 = torch.cat([x for x, _ in data.eval_batches("test", 32)])
-    assert torch.equal(x1, torch.cat([x for x, _ in data.eval_batches("test", 7)]))   # no randomness
+    assert torch.equal(x1, torch.cat([x for x, _ in data.eval_batches("test", 7)]))  # no randomness
     idx = torch.cat([i for _, _, i in data.train_eval_batches(64)])
     assert torch.equal(idx, torch.arange(100))
 
@@ -189,22 +199,25 @@ def test_a_missing_image_in_a_worker_is_a_one_line_error(tmp_path):
     assert "\n" not in str(err.value) and str(gone) in str(err.value)
 
 
-# --- noise, reference and test splits through build_streaming_data ----------------------------------------
+# --- noise, reference and test splits through pipeline.data.build_data ----------------------------------------
+
 
 def build(compose_cfg, data_dir, *overrides):
-    small = [] if "dataset=news" in overrides else ["++dataset.loader.num_workers=0", "++dataset.loader.image_size=32",
-                                                    "++dataset.loader.resize_size=36"]
+    small = (
+        []
+        if "dataset=news" in overrides
+        else ["++dataset.loader.num_workers=0", "++dataset.loader.image_size=32", "++dataset.loader.resize_size=36"]
+    )
     cfg = compose_cfg([f"data_dir={data_dir}", *small, *overrides])
-    from alignprune_exp.config.instantiate import instantiate
-
-    return build_streaming_data(cfg, instantiate(cfg.dataset.loader), torch.device("cpu"))
+    return build_data(cfg, torch.device("cpu"))
 
 
 def test_imagenet_asym_noise_is_next_class_and_reference_comes_from_training(trees, compose_cfg):
     data_dir, _ = trees
     spec = load_imagenet1k(str(data_dir / "imagenet"), **SMALL)
-    data, info = build(compose_cfg, data_dir, "dataset=imagenet1k", "noise=asym0.2", "reference.size=20",
-                       "split_seed=4")
+    data, info = build(
+        compose_cfg, data_dir, "dataset=imagenet1k", "noise=asym0.2", "reference.size=20", "split_seed=4"
+    )
     y, clean = data.y.numpy(), data.y_clean.numpy()
     flipped = y != clean
     assert np.array_equal(y[flipped], (clean[flipped] + 1) % 50) and info["noise_rate"] == pytest.approx(flipped.mean())
@@ -218,9 +231,16 @@ def test_imagenet_asym_noise_is_next_class_and_reference_comes_from_training(tre
     ref_paths = {f.decode() for f in data.reference.images.files}
     train_paths = {f.decode() for f in data.train.images.files}
     assert len(ref_paths) == 20 and ref_paths <= train_paths and ref_paths <= {f.decode() for f in spec.train.files}
-    _, info = build(compose_cfg, data_dir, "dataset=imagenet1k", "noise=asym0.2", "reference.size=20",
-                    "split_seed=4", "reference.disjoint=true")
-    assert info["n_train"] == 130                                        # held out of training
+    _, info = build(
+        compose_cfg,
+        data_dir,
+        "dataset=imagenet1k",
+        "noise=asym0.2",
+        "reference.size=20",
+        "split_seed=4",
+        "reference.disjoint=true",
+    )
+    assert info["n_train"] == 130  # held out of training
     assert info["test_set"].startswith("ImageNet val")
 
 
@@ -232,9 +252,10 @@ def test_real_noise_datasets_use_their_official_clean_split_as_reference(trees, 
     assert np.isnan(info["noise_rate"]) and not data.is_noisy.any()
     _, info = build(compose_cfg, data_dir, "dataset=webvision_mini", "noise=native", "reference.size=10")
     assert info["n_reference"] == 10 and info["n_train"] == 100
-    _, info = build(compose_cfg, data_dir, "dataset=webvision_mini", "noise=native", "reference=noisy_train",
-                    "reference.size=10")
-    assert info["n_reference"] == 10 and info["n_train"] == 100          # drawn from the web-labelled images
+    _, info = build(
+        compose_cfg, data_dir, "dataset=webvision_mini", "noise=native", "reference=noisy_train", "reference.size=10"
+    )
+    assert info["n_reference"] == 10 and info["n_train"] == 100  # drawn from the web-labelled images
     assert np.isnan(info["reference_noise_rate"])
     data, info = build(compose_cfg, data_dir, "dataset=clothing1m", "noise=native", "train_subset=20")
     assert (info["n_train"], info["n_reference"], info["reference_noise_rate"]) == (20, 14, 0.0)
@@ -288,10 +309,12 @@ def test_each_missing_file_is_a_one_line_error_naming_its_path(tmp_path, case):
         write_news(tmp_path / "news")
     target = tmp_path / rel
     shutil.rmtree(target) if target.is_dir() else target.unlink()
-    load = {"webvision": lambda: webvision(tmp_path),
-            "clothing1m": lambda: load_clothing1m(str(tmp_path / "c1m"), **SMALL),
-            "imagenet1k": lambda: load_imagenet1k(str(tmp_path / "imagenet"), **SMALL),
-            "news": lambda: load_news(str(tmp_path / "news"))}[dataset]
+    load = {
+        "webvision": lambda: webvision(tmp_path),
+        "clothing1m": lambda: load_clothing1m(str(tmp_path / "c1m"), **SMALL),
+        "imagenet1k": lambda: load_imagenet1k(str(tmp_path / "imagenet"), **SMALL),
+        "news": lambda: load_news(str(tmp_path / "news")),
+    }[dataset]
     with pytest.raises(DataError) as err:
         load()
     message = str(err.value)
@@ -302,7 +325,7 @@ def test_a_missing_dataset_reaches_the_cli_as_its_own_one_line_error(compose_cfg
     from alignprune_exp.config.instantiate import instantiate
 
     cfg = compose_cfg(["dataset=webvision_mini", f"data_dir={tmp_path}"])
-    with pytest.raises(DataError) as err:   # utils.instantiate unwraps it; cli.main prints it as "error: ..."
+    with pytest.raises(DataError) as err:  # utils.instantiate unwraps it; cli.main prints it as "error: ..."
         instantiate(cfg.dataset.loader)
     assert str(tmp_path / "webvision" / "info" / "train_filelist_google.txt") in str(err.value)
 
@@ -316,23 +339,53 @@ def test_imagenet_val_classes_must_match_train(tmp_path):
 
 # --- through the CLI ---------------------------------------------------------------------------------------
 
-TINY = ["noise=native", "model=mlp", "model.hidden=32", "optimizer=sgd", "optimizer.lr=0.05", "scheduler=constant",
-        "epochs=1", "batch_size=16", "device=cpu", "progress_bar=false", "pruner=infobatch_das",
-        "pruner.scorer.window=3", "ratio=r0"]
+TINY = [
+    "noise=native",
+    "model=mlp",
+    "model.hidden=32",
+    "optimizer=sgd",
+    "optimizer.lr=0.05",
+    "scheduler=constant",
+    "epochs=1",
+    "batch_size=16",
+    "device=cpu",
+    "progress_bar=false",
+    "pruner=infobatch_das",
+    "pruner.scorer.window=3",
+    "ratio=r0",
+]
 
 
 def train(args, env, cwd, timeout=300):
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.slow
 def test_cli_one_epoch_on_each_image_dataset(trees, cli_env, tmp_path):
     data_dir, _ = trees
-    proc = train(["-m", "dataset=webvision_mini,clothing1m,imagenet1k", *TINY, f"data_dir={data_dir}",
-                  "++dataset.loader.num_workers=0", "++dataset.loader.image_size=32", "++dataset.loader.resize_size=36",
-                  f"results_dir={tmp_path / 'results'}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
-                  "hydra.sweep.subdir=${hydra.job.num}"], cli_env, tmp_path)
+    proc = train(
+        [
+            "-m",
+            "dataset=webvision_mini,clothing1m,imagenet1k",
+            *TINY,
+            f"data_dir={data_dir}",
+            "++dataset.loader.num_workers=0",
+            "++dataset.loader.image_size=32",
+            "++dataset.loader.resize_size=36",
+            f"results_dir={tmp_path / 'results'}",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            "hydra.sweep.subdir=${hydra.job.num}",
+        ],
+        cli_env,
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = [json.loads(p.read_text()) for p in (tmp_path / "sweep").glob("*/summary.json")]
     summaries = {s["dataset"]: s for s in runs}
@@ -348,11 +401,28 @@ def test_cli_one_epoch_on_each_image_dataset(trees, cli_env, tmp_path):
 @pytest.mark.slow
 def test_cli_news_run(trees, cli_env, tmp_path):
     data_dir, _ = trees
-    proc = train(["dataset=news", "noise=sym0.5", "model=mlp3", "model.hidden=16", "optimizer=adamw",
-                  "scheduler=linear_decay", "epochs=2", "batch_size=16", "device=cpu", "progress_bar=false",
-                  "pruner=infobatch_das", "pruner.scorer.window=3", f"data_dir={data_dir}",
-                  "dataset.loader.pooled_dim=64", f"results_dir={tmp_path / 'results'}",
-                  f"hydra.run.dir={tmp_path / 'run'}"], cli_env, tmp_path)
+    proc = train(
+        [
+            "dataset=news",
+            "noise=sym0.5",
+            "model=mlp3",
+            "model.hidden=16",
+            "optimizer=adamw",
+            "scheduler=linear_decay",
+            "epochs=2",
+            "batch_size=16",
+            "device=cpu",
+            "progress_bar=false",
+            "pruner=infobatch_das",
+            "pruner.scorer.window=3",
+            f"data_dir={data_dir}",
+            "dataset.loader.pooled_dim=64",
+            f"results_dir={tmp_path / 'results'}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cli_env,
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["n_train"] == 98 and summary["input_shape"] == [64] and summary["epochs_run"] >= 2
@@ -361,13 +431,21 @@ def test_cli_news_run(trees, cli_env, tmp_path):
 
 # --- experiment files ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,dataset,model,grid", [
-    ("fig1_webvision", "webvision_mini", "inception_resnet_v2", {"ratio": "r30,r50,r70", "seed": "0,1,2"}),
-    ("fig1_clothing1m", "clothing1m", "resnet50", {"ratio": "r30,r50,r70", "seed": "0,1,2"}),
-    ("table4_imagenet", "imagenet1k", "convnext_tiny",
-     {"model": "convnext_tiny,convnext_base,deit_small,deit_base,swin_tiny,swin_base", "noise": "clean,asym0.2"}),
-    ("tableH_news", "news", "mlp3", {"noise": "clean,sym0.2,sym0.5,pairflip0.45"}),
-])
+
+@pytest.mark.parametrize(
+    "name,dataset,model,grid",
+    [
+        ("fig1_webvision", "webvision_mini", "inception_resnet_v2", {"ratio": "r30,r50,r70", "seed": "0,1,2"}),
+        ("fig1_clothing1m", "clothing1m", "resnet50", {"ratio": "r30,r50,r70", "seed": "0,1,2"}),
+        (
+            "table4_imagenet",
+            "imagenet1k",
+            "convnext_tiny",
+            {"model": "convnext_tiny,convnext_base,deit_small,deit_base,swin_tiny,swin_base", "noise": "clean,asym0.2"},
+        ),
+        ("tableH_news", "news", "mlp3", {"noise": "clean,sym0.2,sym0.5,pairflip0.45"}),
+    ],
+)
 def test_experiment_files_pin_the_papers_grid_and_recipe(compose_cfg, name, dataset, model, grid):
     cfg = compose_cfg([f"+experiment={name}", "pruner=infobatch_das"], hydra_config=True)
     assert (cfg.dataset.name, cfg.model.name) == (dataset, model)
@@ -375,8 +453,13 @@ def test_experiment_files_pin_the_papers_grid_and_recipe(compose_cfg, name, data
     assert params.pruner == "infobatch,infobatch_das" and all(params[k] == v for k, v in grid.items())
     table_a = {"fig1_webvision": (0.75, 25, 0.02, 32, 100), "fig1_clothing1m": (0.75, 5, 0.002, 32, 10)}
     if name in table_a:
-        assert (cfg.pruner.policy.prune_prob, cfg.pruner.scorer.window, cfg.optimizer.lr, cfg.batch_size,
-                cfg.epochs) == table_a[name]
+        assert (
+            cfg.pruner.policy.prune_prob,
+            cfg.pruner.scorer.window,
+            cfg.optimizer.lr,
+            cfg.batch_size,
+            cfg.epochs,
+        ) == table_a[name]
         assert cfg.scheduler.milestones == [0.5] and cfg.noise._target_.endswith("NoNoise")
     else:
         assert (cfg.pruner.policy.prune_prob, cfg.pruner.scorer.window) == (0.5, 25)

@@ -9,23 +9,23 @@ import pytest
 import torch
 from torch import nn
 
+from alignprune_exp.config.instantiate import instantiate
 from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.models.builders import build_model
 from alignprune_exp.train.lars import Lars, lars
 from alignprune_exp.train.schedule import OneCycle
-from alignprune_exp.config.instantiate import instantiate
 
 
 def test_lars_step_matches_a_hand_computation():
-    w0 = torch.tensor([3.0, 4.0])                                     # ||w|| = 5
+    w0 = torch.tensor([3.0, 4.0])  # ||w|| = 5
     w = nn.Parameter(w0.clone())
-    zero = nn.Parameter(torch.zeros(2))                               # ||w|| = 0: trust ratio 1
+    zero = nn.Parameter(torch.zeros(2))  # ||w|| = 0: trust ratio 1
     opt = Lars([w, zero], lr=2.0, momentum=0.9, weight_decay=0.1, eta=1e-3)
-    g1 = torch.tensor([30.0, -40.0])                                  # ||g|| = 50
+    g1 = torch.tensor([30.0, -40.0])  # ||g|| = 50
     w.grad, zero.grad = g1.clone(), torch.tensor([0.5, 20.0])
     opt.step()
     trust = 1e-3 * 5.0 / (50.0 + 0.1 * 5.0)
-    d1 = (g1 + 0.1 * w0).clamp(-10, 10)                               # [10, -10]: the clamp bites
+    d1 = (g1 + 0.1 * w0).clamp(-10, 10)  # [10, -10]: the clamp bites
     assert torch.allclose(w.detach(), w0 - 2.0 * trust * d1)
     assert torch.allclose(zero.detach(), -2.0 * torch.tensor([0.5, 10.0]))
     # Second step: buf = 0.9 * buf + d, and the new trust ratio scales the whole buffer.
@@ -42,7 +42,7 @@ def test_lars_step_matches_a_hand_computation():
 def test_lars_trust_ratio_is_clamped_at_50():
     w = nn.Parameter(torch.tensor([3.0, 4.0]))
     opt = Lars([w], lr=1.0, momentum=0.0, weight_decay=0.0, eta=1e-3)
-    w.grad = torch.tensor([1e-6, 0.0])                                # raw ratio 5e-3 / 1e-6 = 5000
+    w.grad = torch.tensor([1e-6, 0.0])  # raw ratio 5e-3 / 1e-6 = 5000
     opt.step()
     assert torch.allclose(w.detach(), torch.tensor([3.0 - 50 * 1e-6, 4.0]))
     with pytest.raises(ConfigError, match="trust_clip"):
@@ -71,18 +71,23 @@ def _bn_relative_moves(opt_name: str, compose_cfg) -> dict[str, float]:
         opt.zero_grad()
         nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
-    bn = {f"{m_name}.{p_name}" for m_name, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)
-          for p_name, _ in m.named_parameters()}
-    return {n: float((p.detach() - before[n]).norm() / before[n].norm())
-            for n, p in model.named_parameters() if n in bn}
+    bn = {
+        f"{m_name}.{p_name}"
+        for m_name, m in model.named_modules()
+        if isinstance(m, nn.BatchNorm2d)
+        for p_name, _ in m.named_parameters()
+    }
+    return {
+        n: float((p.detach() - before[n]).norm() / before[n].norm()) for n, p in model.named_parameters() if n in bn
+    }
 
 
 def test_one_step_at_lr_5_2_barely_moves_batchnorm(compose_cfg, one_thread):
     moves = _bn_relative_moves("lars", compose_cfg)
     assert len(moves) == 2 * 20 and all(math.isfinite(v) for v in moves.values())
-    assert max(moves.values()) < 0.05                                 # InfoBatch's LARS: a fraction of a percent
+    assert max(moves.values()) < 0.05  # InfoBatch's LARS: a fraction of a percent
     timm_moves = _bn_relative_moves("lars_timm", compose_cfg)
-    assert max(timm_moves.values()) > 1.0                             # timm + filter_bias_and_bn: beyond its own norm
+    assert max(timm_moves.values()) > 1.0  # timm + filter_bias_and_bn: beyond its own norm
     assert sorted(timm_moves.values())[len(timm_moves) // 2] > 20 * max(moves.values())
 
 
@@ -90,8 +95,9 @@ def test_one_step_at_lr_5_2_barely_moves_batchnorm(compose_cfg, one_thread):
 def test_onecycle_lr_and_momentum_match_torch(frac):
     total = 2001
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0, momentum=0.9)
-    ref = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=5.2, total_steps=total, pct_start=0.3, div_factor=25,
-                                              final_div_factor=1e4)
+    ref = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=5.2, total_steps=total, pct_start=0.3, div_factor=25, final_div_factor=1e4
+    )
     step = round(frac * (total - 1))
     for _ in range(step):
         opt.step()

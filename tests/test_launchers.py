@@ -10,7 +10,7 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
-from .conftest import ROOT, TINY_DIGITS
+from tests.conftest import ROOT, TINY_DIGITS
 
 pytestmark = pytest.mark.slow
 
@@ -19,13 +19,30 @@ def test_joblib_multirun_writes_one_row_per_job(cli_env, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     sweep = tmp_path / "sweep"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "-m", *TINY_DIGITS, "epochs=2", "pruner=full,infobatch",
-         "hydra/launcher=local", "hydra.launcher.n_jobs=2", "num_threads=1", "snapshots=false",
-         f"results_dir={tmp_path / 'results'}", f"hydra.sweep.dir={sweep}", "hydra.sweeper.extra=[{batch_size:0}]"],
-        capture_output=True, text=True, env=cli_env, cwd=tmp_path, timeout=300)
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "-m",
+            *TINY_DIGITS,
+            "epochs=2",
+            "pruner=full,infobatch",
+            "hydra/launcher=local",
+            "hydra.launcher.n_jobs=2",
+            "num_threads=1",
+            "snapshots=false",
+            f"results_dir={tmp_path / 'results'}",
+            f"hydra.sweep.dir={sweep}",
+            "hydra.sweeper.extra=[{batch_size:0}]",
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     # The two bad cells (batch_size=0) fail alone, are listed at the end, and the sweep exits 1.
     assert proc.returncode == 1, proc.stderr[-3000:]
-    report = proc.stderr[proc.stderr.index("2 of 4 cell(s) failed"):].splitlines()
+    report = proc.stderr[proc.stderr.index("2 of 4 cell(s) failed") :].splitlines()
     assert len(report) == 3 and all("batch_size=0 must be an integer >= 1" in line for line in report[1:])
     with open(tmp_path / "results" / "runs.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -39,8 +56,10 @@ def test_joblib_multirun_writes_one_row_per_job(cli_env, tmp_path):
 
 def test_slurm_preset_composes(compose_cfg):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    cfg = compose_cfg(["+experiment=table1", "hydra/launcher=slurm", "hydra.launcher.partition=gpu",
-                       "hydra.launcher.timeout_min=60"], hydra_config=True)
+    cfg = compose_cfg(
+        ["+experiment=table1", "hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=60"],
+        hydra_config=True,
+    )
     launcher = cfg.hydra.launcher
     assert launcher._target_ == "hydra_plugins.alignprune_sweeper.resuming_slurm.ResumingSlurmLauncher"
     assert (launcher.partition, launcher.timeout_min, launcher.gpus_per_node, launcher.nodes) == ("gpu", 60, 1, 1)

@@ -31,9 +31,7 @@ def test_auroc_matches_pairwise_count_with_ties():
     pos = torch.rand(500, generator=g) < 0.5
     assert auroc(scores, pos) == pytest.approx(brute_force_auroc(scores, pos), abs=1e-12)
     mask = torch.rand(500, generator=g) < 0.5
-    assert auroc(scores, pos, mask) == pytest.approx(
-        brute_force_auroc(scores[mask], pos[mask]), abs=1e-12
-    )
+    assert auroc(scores, pos, mask) == pytest.approx(brute_force_auroc(scores[mask], pos[mask]), abs=1e-12)
 
 
 def test_auroc_edge_cases():

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
+from alignprune_exp.config.instantiate import instantiate
 from alignprune_exp.core.errors import DataError
 from alignprune_exp.models.builders import build_model, classifier_prefixes
 from alignprune_exp.train.schedule import Cosine, LinearDecay
-from alignprune_exp.config.instantiate import instantiate
 
 # Config option -> (timm architecture, input shape of one sample).
 LARGE = {

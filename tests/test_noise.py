@@ -13,8 +13,7 @@ from alignprune_exp.noise import (
     SyntheticNoise,
     make_noisy_labels,
 )
-
-from .fake_data import write_cifar_n
+from tests.fake_data import write_cifar_n
 
 
 def balanced(num_classes: int, per_class: int) -> np.ndarray:

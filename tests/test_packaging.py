@@ -12,8 +12,7 @@ import sys
 from hydra import compose, initialize_config_dir
 
 from alignprune_exp.config.paths import checkout_conf_dir, config_dir
-
-from .conftest import CONF_DIR
+from tests.conftest import CONF_DIR
 
 USER_PRUNER = """\
 # AlignPrune (InfoBatch + DAS) pruning harder: r = 0.7 instead of 0.5.
@@ -49,8 +48,14 @@ def test_python_m_from_another_directory_lists_every_group_and_the_users_own(cli
     folder = user_conf(tmp_path)
     run_dir = tmp_path / "elsewhere"
     run_dir.mkdir()
-    proc = subprocess.run([sys.executable, "-m", "alignprune_exp", "--config-dir", str(folder), "--help"],
-                          capture_output=True, text=True, env=cli_env, cwd=run_dir, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "alignprune_exp", "--config-dir", str(folder), "--help"],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        cwd=run_dir,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     listed = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line and not line[0].isspace())
     groups = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("hydra", "__pycache__"))

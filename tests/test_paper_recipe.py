@@ -2,20 +2,21 @@
 
 A recipe table is any markdown table whose header has the columns hyper-parameter, scope, config key, composed
 value and source (in any order, other columns allowed). Per row: the backticked Hydra overrides of ``scope``
-are composed, the backticked ``config key`` is selected and must equal the backticked ``composed value`` (YAML, as OmegaConf reads it).
+are composed, the backticked ``config key`` is selected and must equal the backticked ``composed value``
+(YAML, as OmegaConf reads it).
 """
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from .conftest import CONF_DIR, ROOT
+from tests.conftest import CONF_DIR, ROOT
 
 DOC = ROOT / "docs" / "paper_recipe.md"
 COLUMNS = ("hyper-parameter", "scope", "config key", "composed value", "source")
@@ -49,7 +50,7 @@ def recipe_rows(text: str) -> list[dict]:
 ROWS = recipe_rows(DOC.read_text(encoding="utf-8"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compose(overrides: tuple[str, ...]):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -73,8 +74,13 @@ def test_the_doc_has_recipe_tables_covering_table_a():
     scopes = " ".join(r["scope"] for r in ROWS)
     for grid in ("table1", "table2", "fig1_webvision", "fig1_clothing1m", "tableB", "tableC", "tableD", "tableE"):
         assert f"+experiment={grid}" in scopes
-    assert recipe_rows("| hyper-parameter | scope | config key | composed value | source |\n|---|---|---|---|---|\n"
-                       "| a | `x=1` | `k` | `2` | s |\n\n| other | table |\n|---|---|\n| 1 | 2 |\n")[0]["line"] == 3
+    assert (
+        recipe_rows(
+            "| hyper-parameter | scope | config key | composed value | source |\n|---|---|---|---|---|\n"
+            "| a | `x=1` | `k` | `2` | s |\n\n| other | table |\n|---|---|\n| 1 | 2 |\n"
+        )[0]["line"]
+        == 3
+    )
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[f"L{r['line']}-{r['hyper-parameter'][:30]}" for r in ROWS])
@@ -86,7 +92,7 @@ def test_recipe_row_composes_to_its_value(row):
     got = OmegaConf.select(cfg, keys[0], default=_MISSING)
     assert got is not _MISSING, f"line {row['line']}: {keys[0]} is not in the composed config"
     got = OmegaConf.to_container(got, resolve=True) if OmegaConf.is_config(got) else got
-    want = OmegaConf.to_container(OmegaConf.create(f"v: {values[0]}"))["v"]   # OmegaConf's YAML: 1.0e4 is a float
+    want = OmegaConf.to_container(OmegaConf.create(f"v: {values[0]}"))["v"]  # OmegaConf's YAML: 1.0e4 is a float
     if isinstance(want, float) or isinstance(got, float):
         assert got == pytest.approx(want), f"line {row['line']}"
     else:

@@ -150,9 +150,7 @@ def test_random_dynamic_keep_fraction_and_state():
     assert policy.select(torch.zeros(1000), 0)[0].numel() == 300  # scores ignored for sizing
     clone = RandomDynamic(1000, keep_fraction=0.3, delta=1.0, seed=0)
     clone.load_state_dict(policy.state_dict())
-    assert torch.equal(
-        policy.select(torch.zeros(1000), 1)[0], clone.select(torch.zeros(1000), 1)[0]
-    )
+    assert torch.equal(policy.select(torch.zeros(1000), 1)[0], clone.select(torch.zeros(1000), 1)[0])
     with pytest.raises(ConfigError, match="keep_fraction"):
         RandomDynamic(10, keep_fraction=0.0)
 

@@ -10,8 +10,9 @@ from alignprune_exp.runs.records import RESULT_COLUMNS, RunRecorder, append_resu
 
 def _append(args):
     results_dir, i = args
-    append_result_row(results_dir, {"pruner": f"p{i}", "seed": i, "final_test_acc": 50.0 + i,
-                                    "overrides": 'a=1,b="x,y"'})
+    append_result_row(
+        results_dir, {"pruner": f"p{i}", "seed": i, "final_test_acc": 50.0 + i, "overrides": 'a=1,b="x,y"'}
+    )
 
 
 def test_concurrent_appends_give_whole_rows(tmp_path):
@@ -48,15 +49,17 @@ def test_recorder_writes_jsonl_and_summary(tmp_path):
 
 
 def test_full_disk_append_fails_loudly_and_leaves_the_file_whole(tmp_path, monkeypatch):
+    import os
+
     import pytest
 
-    from alignprune_exp import faultinject
     from alignprune_exp.core.errors import ResultsWriteError
+    from alignprune_exp.runs import durable
+    from tests.faults import short_writer
 
     append_result_row(tmp_path, {"pruner": "full", "seed": 0, "run_id": "a"})
     before = (tmp_path / "runs.csv").read_bytes()
-    monkeypatch.setenv("ALIGNPRUNE_TEST_FAULT", "short_write")  # half the row, then ENOSPC
-    monkeypatch.setattr(faultinject, "_hits", {})
+    monkeypatch.setattr(durable, "_os_write", short_writer(os.write))  # half the row, then ENOSPC
     with pytest.raises(ResultsWriteError, match="No space left on device.*--rebuild"):
         append_result_row(tmp_path, {"pruner": "infobatch", "seed": 1, "run_id": "b"})
     assert (tmp_path / "runs.csv").read_bytes() == before
@@ -81,14 +84,22 @@ def test_readers_skip_glued_rows_merge_machines_and_rebuild(tmp_path, cli_env):
     import sys
 
     from alignprune_exp.report.read import load_results, rebuild_index
-
-    from .conftest import ROOT
+    from tests.conftest import ROOT
 
     for i, host in enumerate(("node1", "node2")):
         run = tmp_path / "runs" / host
         run.mkdir(parents=True)
-        summary = {"pruner": "infobatch", "noise": "sym0.5", "ratio": "r30", "seed": i, "final_test_acc": 50.0 + i,
-                   "status": "completed", "run_id": f"id{i}", "run_dir": str(run), "timestamp": f"2026-01-0{i + 1}"}
+        summary = {
+            "pruner": "infobatch",
+            "noise": "sym0.5",
+            "ratio": "r30",
+            "seed": i,
+            "final_test_acc": 50.0 + i,
+            "status": "completed",
+            "run_id": f"id{i}",
+            "run_dir": str(run),
+            "timestamp": f"2026-01-0{i + 1}",
+        }
         (run / "summary.json").write_text(json.dumps(summary))
         append_result_row(tmp_path, summary, filename=f"runs.{host}.csv")
     failed = tmp_path / "runs" / "failed"
@@ -98,8 +109,13 @@ def test_readers_skip_glued_rows_merge_machines_and_rebuild(tmp_path, cli_env):
         f.write(",".join(["1"] * (2 * len(RESULT_COLUMNS) - 1)) + "\n")
     rows, problems = load_results(tmp_path)
     assert sorted(rows["seed"]) == ["0", "1"] and len(problems) == 1
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "summarize_runs.py"), str(tmp_path)],
-                          capture_output=True, text=True, timeout=120, env=cli_env)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "summarize_runs.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=cli_env,
+    )
     assert proc.returncode == 0 and "skipped 1 unreadable row" in proc.stderr and "51.000" in proc.stdout
     path, n = rebuild_index(tmp_path)
     assert n == 2 and not (tmp_path / "runs.node1.csv").exists() and (tmp_path / "runs.node1.csv.bak").exists()

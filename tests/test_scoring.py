@@ -27,24 +27,18 @@ def reference_rho(x: np.ndarray, y: np.ndarray, rho: str) -> float:
 def random_case(n: int, t: int, seed: int, scale: float = 1.0, per_row_ref: bool = False):
     g = np.random.default_rng(seed)
     losses = scale * g.gamma(2.0, 1.0, size=(n, t))
-    ref = scale * (
-        np.linspace(2.0, 0.5, t) + 0.1 * g.standard_normal((n, t) if per_row_ref else t)
-    )
+    ref = scale * (np.linspace(2.0, 0.5, t) + 0.1 * g.standard_normal((n, t) if per_row_ref else t))
     mask = g.random((n, t)) < 0.7
     return losses, ref, mask
 
 
 def expected(losses, ref, mask, rho):
     refs = np.broadcast_to(ref, losses.shape)
-    return np.array(
-        [reference_rho(losses[i][mask[i]], refs[i][mask[i]], rho) for i in range(len(losses))]
-    )
+    return np.array([reference_rho(losses[i][mask[i]], refs[i][mask[i]], rho) for i in range(len(losses))])
 
 
 def das_np(losses, ref, mask, rho, dtype=torch.float32):
-    out = das_scores(
-        torch.tensor(losses, dtype=dtype), torch.tensor(ref, dtype=dtype), torch.tensor(mask), rho
-    )
+    out = das_scores(torch.tensor(losses, dtype=dtype), torch.tensor(ref, dtype=dtype), torch.tensor(mask), rho)
     assert out.dtype == dtype and not torch.isnan(out).any() and not torch.isinf(out).any()
     return out.double().numpy()
 
@@ -53,18 +47,14 @@ def das_np(losses, ref, mask, rho, dtype=torch.float32):
 @pytest.mark.parametrize("per_row_ref", [False, True])
 def test_das_scores_match_per_row_formula(rho, per_row_ref):
     losses, ref, mask = random_case(300, 12, seed=1, per_row_ref=per_row_ref)
-    np.testing.assert_allclose(
-        das_np(losses, ref, mask, rho), expected(losses, ref, mask, rho), atol=1e-5
-    )
+    np.testing.assert_allclose(das_np(losses, ref, mask, rho), expected(losses, ref, mask, rho), atol=1e-5)
 
 
 def test_das_scores_tiny_magnitude_and_float64():
     losses, ref, mask = random_case(200, 10, seed=2, scale=1e-4)
     want = expected(losses, ref, mask, "pearson")
     np.testing.assert_allclose(das_np(losses, ref, mask, "pearson"), want, atol=1e-5)
-    np.testing.assert_allclose(
-        das_np(losses, ref, mask, "pearson", torch.float64), want, atol=1e-12
-    )
+    np.testing.assert_allclose(das_np(losses, ref, mask, "pearson", torch.float64), want, atol=1e-12)
     # a loss 1e-3 plus a variation of relative size 1e-4 is still a real signal
     t = np.arange(8.0)
     tiny = (1e-3 * (1 + 1e-4 * t))[None]
@@ -103,9 +93,7 @@ def test_das_scores_rejects_unknown_rho():
         das_scores(torch.ones(2, 4), torch.ones(4), rho="spearman")
 
 
-def feed(
-    scorer: DASScorer, losses: torch.Tensor, ref: torch.Tensor, observed: torch.Tensor
-) -> None:
+def feed(scorer: DASScorer, losses: torch.Tensor, ref: torch.Tensor, observed: torch.Tensor) -> None:
     """Run an epoch loop: observe the samples marked observed at each epoch, then the reference."""
     for e in range(losses.shape[1]):
         idx = observed[:, e].nonzero().squeeze(1)
@@ -183,22 +171,20 @@ def test_das_scorer_early_epochs_are_neutral_and_same_epoch_repeat_overwrites():
     loss, _ = scorer.last_losses()
     assert loss[:2].tolist() == pytest.approx([0.2, 0.3])
     assert scorer.state_dict()["count"].tolist() == [3, 3, 2, 2]
-    assert scorer.scores()[0].item() == pytest.approx(
-        np.corrcoef([3.0, 1.5, 0.2], [3, 2, 1])[0, 1], abs=1e-6
-    )
+    assert scorer.scores()[0].item() == pytest.approx(np.corrcoef([3.0, 1.5, 0.2], [3, 2, 1])[0, 1], abs=1e-6)
 
 
 def test_das_cold_start_ranks_by_last_loss_until_half_the_samples_have_a_trajectory():
-    scorer = DASScorer(4, window=3)                                   # cold_start=loss, fraction 0.5
-    assert torch.equal(scorer.scores(), torch.zeros(4)) and scorer.cold   # nothing seen: all equal, full data
+    scorer = DASScorer(4, window=3)  # cold_start=loss, fraction 0.5
+    assert torch.equal(scorer.scores(), torch.zeros(4)) and scorer.cold  # nothing seen: all equal, full data
     for e in range(2):
         scorer.observe(torch.arange(4), torch.tensor([3.0, 2.0, 1.0, 0.5]) / (e + 1), e)
         scorer.observe_reference(e, 3.0 - e)
-    assert scorer.scores().tolist() == [1.5, 1.0, 0.5, 0.25]        # InfoBatch's ranking: the last loss
-    scorer.observe(torch.tensor([0]), torch.tensor([0.2]), 2)         # 1 of 4 samples has 3 points: still cold
+    assert scorer.scores().tolist() == [1.5, 1.0, 0.5, 0.25]  # InfoBatch's ranking: the last loss
+    scorer.observe(torch.tensor([0]), torch.tensor([0.2]), 2)  # 1 of 4 samples has 3 points: still cold
     scorer.observe_reference(2, 1.0)
     assert scorer.ready_fraction() == 0.25 and scorer.scores().tolist() == pytest.approx([0.2, 1.0, 0.5, 0.25])
-    scorer.observe(torch.tensor([1]), torch.tensor([0.3]), 2)         # 2 of 4: DAS takes over, short ones neutral
+    scorer.observe(torch.tensor([1]), torch.tensor([0.3]), 2)  # 2 of 4: DAS takes over, short ones neutral
     das = scorer.scores()
     assert not scorer.cold and das[2:].tolist() == [0.0, 0.0]
     assert das[0].item() == pytest.approx(np.corrcoef([3.0, 1.5, 0.2], [3, 2, 1])[0, 1], abs=1e-6)

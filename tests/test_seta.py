@@ -7,10 +7,10 @@ import io
 import pytest
 import torch
 
+from alignprune_exp.config.instantiate import instantiate
 from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.pruning import SeTa
 from alignprune_exp.pruning.seta import kmeans_1d
-from alignprune_exp.config.instantiate import instantiate
 
 # Five well-separated score levels with distinct group sizes (40, 25, 15, 12, 8): any sensible
 # 1-D k-means with k = 5 finds exactly these groups. Sample i's level is LEVELS[i]; the order is

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from alignprune_exp.core.safe_load import safe_torch_load
 from alignprune_exp.data import load_cifar
 from alignprune_exp.noise import CIFAR100_COARSE_OF_FINE, HumanNoise
-from alignprune_exp.core.safe_load import safe_torch_load
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CIFAR_N = SHARED / "cifar-n"

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from alignprune_exp.data.strong_augment import StrongAugment
-from alignprune_exp.core.errors import ConfigError
-from alignprune_exp.losses.sop_plus import SOPPlus
 from alignprune_exp.config.instantiate import instantiate
+from alignprune_exp.core.errors import ConfigError
+from alignprune_exp.data.strong_augment import StrongAugment
+from alignprune_exp.losses.sop_plus import SOPPlus
 
 N, C = 10, 3
 
@@ -38,8 +38,12 @@ def make(lr_u=10.0, lr_v=100.0):
 
 def batch():
     g = torch.Generator().manual_seed(2)
-    return (torch.randn(4, C, generator=g), torch.randn(4, C, generator=g), torch.tensor([0, 2, 2, 1]),
-            torch.tensor([1, 4, 6, 9]))
+    return (
+        torch.randn(4, C, generator=g),
+        torch.randn(4, C, generator=g),
+        torch.tensor([0, 2, 2, 1]),
+        torch.tensor([1, 4, 6, 9]),
+    )
 
 
 def test_loss_equals_its_formula_on_a_small_batch():
@@ -118,7 +122,7 @@ def test_strong_augment_is_seeded_and_cuts_out():
     a = aug(x, generator=torch.Generator().manual_seed(0))
     b = aug(x, generator=torch.Generator().manual_seed(0))
     assert a.shape == x.shape and a.dtype == torch.float32 and torch.equal(a, b)
-    holes = (a == 0).all(1)                                           # normalised zero = the dataset mean
+    holes = (a == 0).all(1)  # normalised zero = the dataset mean
     assert holes.flatten(1).sum(1).min() >= 8 * 8 and holes.flatten(1).sum(1).max() <= 16 * 16
-    assert a.flatten(1).std(1).gt(0).all()                            # per-image jitter and holes
+    assert a.flatten(1).std(1).gt(0).all()  # per-image jitter and holes
     assert torch.equal(aug(x, train=False), aug.normalize(x))

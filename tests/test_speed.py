@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from alignprune_exp.cli import build_trainer
+from alignprune_exp.pipeline.build import build_trainer
 from alignprune_exp.reference.selectors import CleanValReference
 from alignprune_exp.train import speed
-
-from .conftest import TINY_DIGITS
+from tests.conftest import TINY_DIGITS
 
 SYNC_METHODS = ("item", "cpu", "tolist", "numpy", "__float__", "__int__", "__bool__")
 
@@ -77,7 +76,8 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(compose_cfg, monkeyp
         summary = trainer.fit()
     assert trainer._forward.failed and summary["final_test_acc"] > 20
     assert set(trainer.state.model.state_dict()) == set(
-        build_trainer(compose_cfg(TINY_DIGITS))[0].state.model.state_dict())
+        build_trainer(compose_cfg(TINY_DIGITS))[0].state.model.state_dict()
+    )
 
 
 def test_channels_last_applies_to_conv_models_only():

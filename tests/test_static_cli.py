@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from .conftest import ROOT, TINY_DIGITS
-from .test_static import STATIC
+from tests.conftest import ROOT, TINY_DIGITS
+from tests.test_static import STATIC
 
 pytestmark = pytest.mark.slow
 
@@ -18,9 +18,20 @@ FAST = [a for a in TINY_DIGITS if not a.startswith("epochs=")] + ["epochs=2", "w
 
 
 def train(args, env, tmp_path):
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args, f"results_dir={tmp_path / 'results'}",
-                           f"warmup.cache_dir={tmp_path / 'cache'}"],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            *args,
+            f"results_dir={tmp_path / 'results'}",
+            f"warmup.cache_dir={tmp_path / 'cache'}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
 
 
 def rows(tmp_path):
@@ -29,13 +40,14 @@ def rows(tmp_path):
 
 
 def test_every_static_method_in_one_sweep_sharing_one_warmup(cli_env, tmp_path):
-    proc = train(["-m", *FAST, f"pruner={','.join(STATIC)}", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-                 cli_env, tmp_path)
+    proc = train(
+        ["-m", *FAST, f"pruner={','.join(STATIC)}", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cli_env, tmp_path
+    )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
     got = rows(tmp_path)
     assert sorted(r["pruner"] for r in got) == sorted(STATIC)
-    for r in got:                                                     # a fixed 70% subset for the whole schedule
+    for r in got:  # a fixed 70% subset for the whole schedule
         assert float(r["achieved_ratio"]) == pytest.approx(0.3, abs=0.01)
         assert float(r["avg_pruned_fraction"]) == pytest.approx(0.3, abs=0.01)
     # one scoring warm-up (8 methods) and one full-length dynamics run (Dyn-Unc, DUAL); random_static needs none
@@ -47,9 +59,19 @@ def test_every_static_method_in_one_sweep_sharing_one_warmup(cli_env, tmp_path):
 
 
 def test_sop_plus_with_static_and_dynamic_pruners_and_pseudo_clean_reference(cli_env, tmp_path):
-    proc = train(["-m", *FAST, "loss=sop_plus", "pruner=prune4rel,infobatch_das",
-                  "reference=pseudo_clean_smalll", "reference.size=50", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-                 cli_env, tmp_path)
+    proc = train(
+        [
+            "-m",
+            *FAST,
+            "loss=sop_plus",
+            "pruner=prune4rel,infobatch_das",
+            "reference=pseudo_clean_smalll",
+            "reference.size=50",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cli_env,
+        tmp_path,
+    )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
     got = rows(tmp_path)

@@ -7,8 +7,8 @@ import signal
 
 import pytest
 
-from alignprune_exp.runs import stop_signals
 from alignprune_exp.core.errors import RunInterrupted
+from alignprune_exp.runs import stop_signals
 from alignprune_exp.runs.stop_signals import StopRequest, StopSignals
 
 

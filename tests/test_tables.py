@@ -11,13 +11,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from alignprune_exp.report.cells import cell_stats, load_paper_results, load_runs, parse_overrides
+from alignprune_exp.report.tables import write_tables
 from alignprune_exp.runs.records import RESULT_COLUMNS
-from alignprune_exp.report.tables import cell_stats, load_paper_results, load_runs, parse_overrides, write_tables
+from tests.conftest import ROOT
 
-from .conftest import ROOT
-
-SETTING = dict(experiment="t", dataset="cifar10", model="small_cnn", epochs="30", n_train="5000", n_test="1000",
-               test_split="holdout")
+SETTING = dict(
+    experiment="t",
+    dataset="cifar10",
+    model="small_cnn",
+    epochs="30",
+    n_train="5000",
+    n_test="1000",
+    test_split="holdout",
+)
 RATIO = {"r0": 0.0, "r30": 0.3, "r50": 0.5}
 # (pruner, ratio, noise, seed, final acc, overrides, timestamp)
 ROWS = [
@@ -37,16 +44,34 @@ ROWS = [
     ("random_dynamic", "r50", "clean", 0, 78.0, "", "2026-01-01T00:00:11"),
     ("random_dynamic", "r50", "clean", 1, 78.0, "", "2026-01-01T00:00:12"),
     # a variant of InfoBatch is its own row, never averaged into InfoBatch
-    ("infobatch", "r30", "clean", 0, 70.0, "+experiment=t,noise=clean,pruner.policy.rescale=false,seed=0",
-     "2026-01-01T00:00:13"),
+    (
+        "infobatch",
+        "r30",
+        "clean",
+        0,
+        70.0,
+        "+experiment=t,noise=clean,pruner.policy.rescale=false,seed=0",
+        "2026-01-01T00:00:13",
+    ),
 ]
 OLD_FILE_ROW = ("infobatch", "r30", "real_worst", 1, 61.0)  # in runs.1.csv, an older column set
 
 
 def _row(pruner, ratio, noise, seed, acc, overrides="", timestamp=""):
-    return {**SETTING, "pruner": pruner, "ratio": ratio, "target_ratio": RATIO[ratio], "noise": noise, "seed": seed,
-            "final_test_acc": acc, "overrides": overrides, "timestamp": timestamp, "wall_time_s": 60.0 * (seed + 1),
-            "avg_pruned_fraction": 0.25, "run_dir": f"/nowhere/{pruner}_{ratio}_{noise}_{seed}_{timestamp}"}
+    return {
+        **SETTING,
+        "pruner": pruner,
+        "ratio": ratio,
+        "target_ratio": RATIO[ratio],
+        "noise": noise,
+        "seed": seed,
+        "final_test_acc": acc,
+        "overrides": overrides,
+        "timestamp": timestamp,
+        "wall_time_s": 60.0 * (seed + 1),
+        "avg_pruned_fraction": 0.25,
+        "run_dir": f"/nowhere/{pruner}_{ratio}_{noise}_{seed}_{timestamp}",
+    }
 
 
 def write_results(folder, order=None):
@@ -58,8 +83,24 @@ def write_results(folder, order=None):
         writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    old_cols = ["timestamp", "experiment", "dataset", "noise", "model", "pruner", "ratio", "seed", "target_ratio",
-                "final_test_acc", "epochs", "n_train", "n_test", "test_split", "overrides", "run_dir"]
+    old_cols = [
+        "timestamp",
+        "experiment",
+        "dataset",
+        "noise",
+        "model",
+        "pruner",
+        "ratio",
+        "seed",
+        "target_ratio",
+        "final_test_acc",
+        "epochs",
+        "n_train",
+        "n_test",
+        "test_split",
+        "overrides",
+        "run_dir",
+    ]
     with open(folder / "runs.1.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=old_cols, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
@@ -68,8 +109,11 @@ def write_results(folder, order=None):
 
 
 def table_lines(path):
-    return {line.split(" | ")[0].lstrip("| ").strip(): line for line in path.read_text().splitlines()
-            if line.startswith("| ")}
+    return {
+        line.split(" | ")[0].lstrip("| ").strip(): line
+        for line in path.read_text().splitlines()
+        if line.startswith("| ")
+    }
 
 
 def test_cells_hold_means_stds_and_gaps(tmp_path):
@@ -100,13 +144,20 @@ def test_markdown_and_latex_tables(tmp_path):
     assert lines["InfoBatch"] == "| InfoBatch | 79.5 ± 0.7 (-1.5) | 59.5 ± 2.1 (-1.5) | -1.5 |"
     assert lines["InfoBatch + Ours"] == "| InfoBatch + Ours | 81.0 ± 0.0 (+0.0) | 65.0 ± 1.4 (+4.0) | +2.0 |"
     assert lines["InfoBatch [pruner.policy.rescale=false]"] == (
-        "| InfoBatch [pruner.policy.rescale=false] | 70.0 (-11.0) [n=1] | – | – |")
+        "| InfoBatch [pruner.policy.rescale=false] | 70.0 (-11.0) [n=1] | – | – |"
+    )
     assert lines["Dynamic Random"] == "| Dynamic Random | 78.0 ± 0.0 (-3.0) | – | – |"
     # ratio groups in order, methods in the paper's order inside each
     order = [line for line in md.splitlines() if line.startswith("| ")]
     names = [line.split(" | ")[0][2:] for line in order]
-    assert names[2:] == ["**Prune ratio ~30%**", "InfoBatch", "InfoBatch [pruner.policy.rescale=false]",
-                         "InfoBatch + Ours", "**Prune ratio ~50%**", "Dynamic Random"]
+    assert names[2:] == [
+        "**Prune ratio ~30%**",
+        "InfoBatch",
+        "InfoBatch [pruner.policy.rescale=false]",
+        "InfoBatch + Ours",
+        "**Prune ratio ~50%**",
+        "Dynamic Random",
+    ]
     tex = (out / "tables.tex").read_text()
     assert r"79.5{\scriptsize$\pm$0.7}$^{-1.5}$" in tex and r"\multicolumn{4}{c}{Prune ratio $\sim$30\%}" in tex
     assert r"70.0$^{-11.0}$\,{\tiny[n=1]} & -- & --" in tex
@@ -146,7 +197,11 @@ def test_paper_vs_measured(tmp_path):
 
 def test_parse_overrides_keeps_commas_inside_values():
     assert parse_overrides('+experiment=t,a.b=[1,2],c="x,y",~d=1') == {
-        "experiment": "t", "a.b": "[1,2]", "c": '"x,y"', "d": "1"}
+        "experiment": "t",
+        "a.b": "[1,2]",
+        "c": '"x,y"',
+        "d": "1",
+    }
 
 
 def test_paper_results_are_self_consistent():
@@ -154,8 +209,11 @@ def test_paper_results_are_self_consistent():
     assert set(paper["table"]) == {"Table 1", "Table 2", "Table B", "Table C"}
     keys = list(zip(paper["dataset"], paper["ratio"], paper["method"], paper["noise"]))
     assert len(keys) == len(set(keys))
-    full = {(d, z): v for d, r, m, z, v in zip(paper["dataset"], paper["ratio"], paper["method"], paper["noise"],
-                                                paper["value"]) if m == "full"}
+    full = {
+        (d, z): v
+        for d, r, m, z, v in zip(paper["dataset"], paper["ratio"], paper["method"], paper["noise"], paper["value"])
+        if m == "full"
+    }
     assert len(full) == 7 + 8
     rest = paper[paper["method"] != "full"]
     # every cell's printed gap (the superscript) agrees with its value and the Full-training value
@@ -164,27 +222,37 @@ def test_paper_results_are_self_consistent():
     assert paper["provenance"].str.startswith(tuple(paper["table"].unique())).all()
     cell = {k: v for k, v in zip(keys, paper["value"])}
     # spot checks against the paper's text
-    assert cell[("cifar100", "r30", "infobatch_das", "sym0.5")] == 66.0       # Table 1
-    assert cell[("cifar100", "r70", "random_static", "sym0.8")] == 15.8       # Table 1
-    assert cell[("cifar10", "r0", "full", "real_worst")] == 78.3              # Table 2
-    assert cell[("cifar10", "r50", "seta", "sym0.8")] == 53.0                 # Table 2
-    assert cell[("cifar100", "r30", "ssp", "sym0.8")] == 7.9                  # Table B
-    assert cell[("cifar100", "r30", "divbs", "sym0.8")] == 20.8               # Table B (interleaved line)
-    assert cell[("cifar10", "r70", "prune4rel", "asym0.2")] == 74.2           # Table C
-    assert cell[("cifar10", "r30", "random_static", "clean")] == 94.6         # Table C fills Table 2's gap
-    assert ("cifar10", "r50", "dual", "real_worst") not in cell               # garbled: left out
+    assert cell[("cifar100", "r30", "infobatch_das", "sym0.5")] == 66.0  # Table 1
+    assert cell[("cifar100", "r70", "random_static", "sym0.8")] == 15.8  # Table 1
+    assert cell[("cifar10", "r0", "full", "real_worst")] == 78.3  # Table 2
+    assert cell[("cifar10", "r50", "seta", "sym0.8")] == 53.0  # Table 2
+    assert cell[("cifar100", "r30", "ssp", "sym0.8")] == 7.9  # Table B
+    assert cell[("cifar100", "r30", "divbs", "sym0.8")] == 20.8  # Table B (interleaved line)
+    assert cell[("cifar10", "r70", "prune4rel", "asym0.2")] == 74.2  # Table C
+    assert cell[("cifar10", "r30", "random_static", "clean")] == 94.6  # Table C fills Table 2's gap
+    assert ("cifar10", "r50", "dual", "real_worst") not in cell  # garbled: left out
 
 
 def test_cli_writes_tables_and_fails_cleanly(tmp_path):
     env_path = str(ROOT / "src")
     script = str(ROOT / "scripts" / "make_tables.py")
     res = write_results(tmp_path / "res")
-    proc = subprocess.run([sys.executable, script, str(res), "--out", str(tmp_path / "out"), "--std"],
-                          capture_output=True, text=True, env={"PYTHONPATH": env_path}, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, script, str(res), "--out", str(tmp_path / "out"), "--std"],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": env_path},
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out" / "tables.md").is_file() and "tables.tex" in proc.stdout
-    proc = subprocess.run([sys.executable, script, str(tmp_path / "none"), "--out", str(tmp_path / "o2")],
-                          capture_output=True, text=True, env={"PYTHONPATH": env_path}, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, script, str(tmp_path / "none"), "--out", str(tmp_path / "o2")],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": env_path},
+        timeout=120,
+    )
     assert proc.returncode == 2 and proc.stderr.startswith("error: no runs*.csv")
 
 

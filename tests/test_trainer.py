@@ -7,13 +7,12 @@ import math
 import pytest
 import torch
 
-from alignprune_exp.cli import build_trainer
-from alignprune_exp.data.augment import BatchAugment
 from alignprune_exp.core.errors import ConfigError
+from alignprune_exp.data.augment import BatchAugment
+from alignprune_exp.pipeline.build import build_trainer
 from alignprune_exp.train.budget import ForwardBudget
 from alignprune_exp.train.schedule import Constant, MultiStep, OneCycle
-
-from .conftest import TINY_DIGITS
+from tests.conftest import TINY_DIGITS
 
 
 def test_budget_counts_and_ratio():
@@ -35,8 +34,9 @@ def test_onecycle_matches_torch_onecycle_shape():
     assert sched.factor(1.0) == pytest.approx(1 / 25 / 1e4)
     # torch's OneCycleLR over 1000 steps visits the same values at the same fractions.
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    ref = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=1001, pct_start=0.3,
-                                              div_factor=25, final_div_factor=1e4, cycle_momentum=False)
+    ref = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=1.0, total_steps=1001, pct_start=0.3, div_factor=25, final_div_factor=1e4, cycle_momentum=False
+    )
     lrs = []
     for _ in range(1001):
         lrs.append(opt.param_groups[0]["lr"])
@@ -62,7 +62,7 @@ def test_augment_crop_flip_is_a_shifted_copy():
     assert out.shape == x.shape and out.dtype == torch.uint8
     for i in range(2):
         padded = torch.nn.functional.pad(x[i], (2, 2, 2, 2))
-        windows = [padded[:, r:r + 6, c:c + 6] for r in range(5) for c in range(5)]
+        windows = [padded[:, r : r + 6, c : c + 6] for r in range(5) for c in range(5)]
         assert any(torch.equal(out[i], w) or torch.equal(out[i], w.flip(2)) for w in windows)
     norm = aug(x, g, train=False)
     assert torch.allclose(norm, x.float() / 255)
@@ -78,8 +78,17 @@ def test_last_single_sample_batch_is_merged(compose_cfg):
 @pytest.mark.parametrize("ratio", ["r30", "r70"])
 def test_every_pruner_lands_on_the_target_ratio(compose_cfg, pruner, ratio):
     # 12 epochs: even at r70 the DAS bank has 3 observations per sample before the budget ends.
-    trainer, _ = build_trainer(compose_cfg([*TINY_DIGITS, f"pruner={pruner}", f"ratio={ratio}", "epochs=12",
-                                            "pruner.scorer.window=3" if pruner.endswith("das") else "seed=0"]))
+    trainer, _ = build_trainer(
+        compose_cfg(
+            [
+                *TINY_DIGITS,
+                f"pruner={pruner}",
+                f"ratio={ratio}",
+                "epochs=12",
+                "pruner.scorer.window=3" if pruner.endswith("das") else "seed=0",
+            ]
+        )
+    )
     summary = trainer.fit()
     target = float(ratio[1:]) / 100
     assert abs(summary["achieved_ratio"] - target) <= 0.02
@@ -92,8 +101,16 @@ def test_every_pruner_lands_on_the_target_ratio(compose_cfg, pruner, ratio):
 
 
 def test_state_round_trip_resumes_exactly(compose_cfg, tmp_path):
-    cfg = compose_cfg([*TINY_DIGITS, "pruner=infobatch_das", "pruner.scorer.window=3", "model=small_cnn",
-                       "model.width=8", "model.depth=2"])
+    cfg = compose_cfg(
+        [
+            *TINY_DIGITS,
+            "pruner=infobatch_das",
+            "pruner.scorer.window=3",
+            "model=small_cnn",
+            "model.width=8",
+            "model.depth=2",
+        ]
+    )
     a, _ = build_trainer(cfg)
     for _ in range(3):
         a.run_epoch()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alignprune_exp.data.splits import make_splits
-from alignprune_exp.core.errors import ConfigError, DataError
-from alignprune_exp.config.instantiate import instantiate
 from alignprune_exp.config.checks import check_writable, validate_config
+from alignprune_exp.config.instantiate import instantiate
+from alignprune_exp.core.errors import ConfigError, DataError
+from alignprune_exp.data.splits import make_splits
 
 BAD = {
     "batch_size=0": "batch_size=0 must be an integer >= 1",
@@ -47,8 +47,7 @@ def test_unwritable_results_dir(tmp_path):
 def test_holdout_larger_than_the_data_blames_holdout_size(compose_cfg):
     reference = instantiate(compose_cfg(["reference=clean_val"]).reference)
     with pytest.raises(ConfigError, match="holdout_size=5000 holds out 5000 of the 1437"):
-        make_splits(1437, reference=reference, test_split="holdout", holdout_size=5000, official_test_size=None,
-                    seed=0)
+        make_splits(1437, reference=reference, test_split="holdout", holdout_size=5000, official_test_size=None, seed=0)
 
 
 def test_empty_npy_names_the_file(tmp_path):

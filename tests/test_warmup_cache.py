@@ -7,12 +7,12 @@ import logging
 import pytest
 import torch
 
+from alignprune_exp.core.safe_load import safe_torch_load
 from alignprune_exp.data.augment import BatchAugment
 from alignprune_exp.data.batches import InMemoryData
-from alignprune_exp.core.safe_load import safe_torch_load
-from alignprune_exp.train.warmup import load_cached, run_warmup, save_cached
-
-from .conftest import TINY_DIGITS
+from alignprune_exp.pipeline.warmup import run_warmup
+from alignprune_exp.pipeline.warmup_cache import load_cached, save_cached
+from tests.conftest import TINY_DIGITS
 
 N, C = 120, 4
 
@@ -24,8 +24,16 @@ def tiny_data(seed=0) -> InMemoryData:
     g = torch.Generator().manual_seed(seed)
     y = torch.arange(N) % C
     x = (torch.rand(N, 1, 8, 8, generator=g) * 60 + (y * 60)[:, None, None, None]).to(torch.uint8)
-    return InMemoryData(x=x, y=y, y_clean=y.clone(), ref_x=x[:0], ref_y=y[:0], test_x=x[:20], test_y=y[:20],
-                        augment=BatchAugment((0.5,), (0.3,), crop_padding=1, hflip=False))
+    return InMemoryData(
+        x=x,
+        y=y,
+        y_clean=y.clone(),
+        ref_x=x[:0],
+        ref_y=y[:0],
+        test_x=x[:20],
+        test_y=y[:20],
+        augment=BatchAugment((0.5,), (0.3,), crop_padding=1, hflip=False),
+    )
 
 
 @pytest.fixture
@@ -34,8 +42,9 @@ def cfg(compose_cfg, tmp_path):
 
 
 def warm(cfg, data, extra=None):
-    return run_warmup(cfg, data, num_classes=C, input_shape=(1, 8, 8), device=torch.device("cpu"),
-                      cache_key_extra=extra or {})
+    return run_warmup(
+        cfg, data, num_classes=C, input_shape=(1, 8, 8), device=torch.device("cpu"), cache_key_extra=extra or {}
+    )
 
 
 def messages(caplog):
@@ -50,15 +59,15 @@ def test_record_shapes_and_contents(cfg):
     assert ((rec.probs > 0) & (rec.probs < 1)).all()
     expected = torch.nn.functional.cross_entropy(rec.logits, rec.labels, reduction="none")
     assert torch.allclose(rec.losses, expected, atol=1e-6)
-    assert int(rec.forgetting.max()) <= 1                              # 3 presentations: at most one 1->0 flip
-    assert rec.ever_learned.float().mean() > 0.5                      # these blobs are easy
+    assert int(rec.forgetting.max()) <= 1  # 3 presentations: at most one 1->0 flip
+    assert rec.ever_learned.float().mean() > 0.5  # these blobs are easy
 
 
 def test_cache_is_reused_and_leaves_global_rng_alone(cfg, caplog, tmp_path):
     caplog.set_level(logging.INFO, logger="alignprune")
     state = torch.get_rng_state()
     first = warm(cfg, tiny_data())
-    assert torch.equal(torch.get_rng_state(), state)                  # hit or miss, the main run draws the same
+    assert torch.equal(torch.get_rng_state(), state)  # hit or miss, the main run draws the same
     files = list((tmp_path / "cache").glob("*.pt"))
     assert len(files) == 1 and any("warm-up cache miss" in m for m in messages(caplog))
     caplog.clear()
@@ -72,7 +81,7 @@ def test_key_changes_with_what_the_record_depends_on(cfg, compose_cfg, tmp_path)
     warm(cfg, tiny_data())
     warm(cfg, tiny_data(), extra={"pool": torch.arange(5)})
     flipped = tiny_data()
-    flipped.y[0] = 3                                                  # another noise draw
+    flipped.y[0] = 3  # another noise draw
     warm(cfg, flipped)
     other = compose_cfg([*TINY_DIGITS, "warmup.epochs=2", "seed=1", f"warmup.cache_dir={tmp_path / 'cache'}"])
     warm(other, tiny_data())
@@ -99,10 +108,10 @@ def test_corrupt_or_mismatched_cache_is_rebuilt(cfg, caplog, tmp_path, damage):
     caplog.clear()
     rebuilt = warm(cfg, tiny_data())
     assert any("rebuilding" in m and str(path) in m for m in messages(caplog))
-    for name, value in good.tensors().items():                        # same seeds, same record
+    for name, value in good.tensors().items():  # same seeds, same record
         assert torch.equal(value, getattr(rebuilt, name)), name
     key = safe_torch_load(path)["key"]
-    assert load_cached(path, key) is not None                         # the rebuilt file is valid again
+    assert load_cached(path, key) is not None  # the rebuilt file is valid again
 
 
 def test_no_cache_dir_trains_every_time(compose_cfg, tmp_path):

@@ -19,13 +19,46 @@ from omegaconf import open_dict
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = Path(__file__).with_name("digits_runs.json")
 
-BASE = ["dataset=digits", "noise=sym0.5", "model=mlp", "optimizer=sgd", "optimizer.lr=0.05", "scheduler=onecycle",
-        "epochs=5", "batch_size=128", "device=cpu", "progress_bar=false", "ratio=r30", "num_threads=1",
-        "warmup.epochs=2", "logger=csv"]
-DYNAMIC = ["full", "random_dynamic", "infobatch", "infobatch_das", "infobatch_das_expanding", "seta", "seta_das",
-           "ies", "divbs"]
-STATIC = ["random_static", "smalll", "margin", "forgetting", "grand", "el2n", "moderate", "ssp", "prune4rel",
-          "dyn_unc", "dual"]
+BASE = [
+    "dataset=digits",
+    "noise=sym0.5",
+    "model=mlp",
+    "optimizer=sgd",
+    "optimizer.lr=0.05",
+    "scheduler=onecycle",
+    "epochs=5",
+    "batch_size=128",
+    "device=cpu",
+    "progress_bar=false",
+    "ratio=r30",
+    "num_threads=1",
+    "warmup.epochs=2",
+    "logger=csv",
+]
+DYNAMIC = [
+    "full",
+    "random_dynamic",
+    "infobatch",
+    "infobatch_das",
+    "infobatch_das_expanding",
+    "seta",
+    "seta_das",
+    "ies",
+    "divbs",
+]
+STATIC = [
+    "random_static",
+    "smalll",
+    "margin",
+    "forgetting",
+    "grand",
+    "el2n",
+    "moderate",
+    "ssp",
+    "prune4rel",
+    "dyn_unc",
+    "dual",
+]
 CASES = {
     **{p: [f"pruner={p}"] for p in DYNAMIC + STATIC},
     "infobatch_das+das_window3": ["pruner=infobatch_das", "pruner.scorer.window=3"],
@@ -48,7 +81,7 @@ def _plain(value):
 
 def run_case(overrides: list[str], workdir: Path) -> dict:
     """One run through the public entry point; returns its epoch records and summary without volatile keys."""
-    from alignprune_exp.cli import run
+    from alignprune_exp.pipeline.session import run
 
     GlobalHydra.instance().clear()
     results = workdir / "results"

@@ -43,8 +43,10 @@ def validate_config(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value!r} must be {bound} ({what})")
     factor = cfg.get("max_epoch_factor")
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor) or factor < 1:
-        raise ConfigError(f"max_epoch_factor={factor!r} must be a number >= 1 (the safety stop at "
-                          "max_epoch_factor x epochs; 10 by default)")
+        raise ConfigError(
+            f"max_epoch_factor={factor!r} must be a number >= 1 (the safety stop at "
+            "max_epoch_factor x epochs; 10 by default)"
+        )
     grace = cfg.get("stop_grace_s", 0)
     if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not grace >= 0:
         raise ConfigError(f"stop_grace_s={grace!r} must be a number of seconds >= 0")
@@ -58,7 +60,8 @@ def check_writable(folder: str | Path, name: str = "results_dir") -> None:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write_test_"):
             pass
     except OSError as err:
-        raise ConfigError(f"{name}={folder} is not writable ({err.strerror or err}): choose a writable "
-                          f"{name}") from None
+        raise ConfigError(
+            f"{name}={folder} is not writable ({err.strerror or err}): choose a writable {name}"
+        ) from None
     if not os.access(folder, os.W_OK):
         raise ConfigError(f"{name}={folder} is not writable: choose a writable {name}")

@@ -90,6 +90,15 @@ class Dist:
         td.all_gather_object(out, obj)
         return out
 
+    def from_main(self, obj):
+        """Rank 0's picklable ``obj`` on every rank (what the others pass is ignored)."""
+        return self.gather_objects(obj)[0]
+
+    def barrier(self) -> None:
+        """Wait until every rank reaches this point (nothing to wait for on one process)."""
+        if self.active:
+            td.barrier()
+
     def all_true(self, flag: bool) -> bool:
         """True iff ``flag`` holds on every rank (one collective)."""
         return all(self.gather_objects(bool(flag)))
@@ -99,8 +108,10 @@ class Dist:
         values = self.gather_objects(value)
         if len(set(values)) > 1:
             differing = [r for r, v in enumerate(values) if v != values[0]]
-            raise ConfigError(f"ranks disagree on {what} (rank 0 vs rank(s) {differing}): start every rank "
-                              "with the same code, command line and environment")
+            raise ConfigError(
+                f"ranks disagree on {what} (rank 0 vs rank(s) {differing}): start every rank "
+                "with the same code, command line and environment"
+            )
 
     # -- model and generators ---------------------------------------------------------------------------
     def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
@@ -201,22 +212,6 @@ def shared_now(dist: Dist) -> _dt.datetime:
     return _dt.datetime.fromtimestamp(dist.gather_objects(_dt.datetime.now().timestamp())[0])
 
 
-def pin_hydra_clock(now: _dt.datetime) -> None:
-    """Make Hydra's ``${now:...}`` resolve to ``now`` in this process (run and sweep folders named by time).
-
-    Hydra's resolver reads ``datetime.now()`` from ``hydra.core.utils``; every rank of a torchrun job runs
-    Hydra itself, and pinning all of them to rank 0's instant gives one run folder instead of one per rank.
-    """
-    import hydra.core.utils as hydra_utils
-
-    class _Pinned(_dt.datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return now
-
-    hydra_utils.datetime = _Pinned
-
-
 def device_for(dist: Dist, device: torch.device) -> torch.device:
     """One GPU per rank: ``cuda`` becomes ``cuda:LOCAL_RANK`` (modulo the visible GPUs)."""
     if device.type == "cuda" and dist.active:
@@ -227,8 +222,10 @@ def device_for(dist: Dist, device: torch.device) -> torch.device:
 def check_global_batch(batch_size: int, dist: Dist, what: str = "batch_size") -> None:
     """``batch_size`` is the global batch: it must split evenly over the ranks."""
     if batch_size % dist.world_size:
-        raise ConfigError(f"{what}={batch_size} is the global batch and must be divisible by the "
-                          f"{dist.world_size} ranks: use a multiple of {dist.world_size}")
+        raise ConfigError(
+            f"{what}={batch_size} is the global batch and must be divisible by the "
+            f"{dist.world_size} ranks: use a multiple of {dist.world_size}"
+        )
 
 
 def digest(*tensors: torch.Tensor) -> str:
@@ -252,8 +249,11 @@ def fail(err: BaseException) -> None:
     dist = current()
     log.debug("rank %d failed", dist.rank, exc_info=err)
     first = (str(err).strip().splitlines() or [""])[0]
-    print(f"error: rank {dist.rank} of {dist.world_size} stopped: {type(err).__name__}: {first}", file=sys.stderr,
-          flush=True)
+    print(
+        f"error: rank {dist.rank} of {dist.world_size} stopped: {type(err).__name__}: {first}",
+        file=sys.stderr,
+        flush=True,
+    )
     os._exit(1)
 
 

@@ -33,7 +33,7 @@ class RunInterrupted(Exception):
 
 
 # Exit statuses of train.py, documented in the README ("Long runs and clusters").
-EXIT_FAILED = 1        # a sweep with failed cells, or an unexpected error
-EXIT_INPUT = 2         # a one-line input error (bad config value, missing or unreadable file)
-EXIT_INTERRUPTED = 3   # stopped by a signal after writing a checkpoint: relaunch with resume=auto
-EXIT_DIVERGED = 4      # the loss became non-finite (status=diverged)
+EXIT_FAILED = 1  # a sweep with failed cells, or an unexpected error
+EXIT_INPUT = 2  # a one-line input error (bad config value, missing or unreadable file)
+EXIT_INTERRUPTED = 3  # stopped by a signal after writing a checkpoint: relaunch with resume=auto
+EXIT_DIVERGED = 4  # the loss became non-finite (status=diverged)

@@ -25,8 +25,18 @@ _frombuffer = _np_core.numeric._frombuffer
 _DTYPE_CLASSES = tuple(
     type(np.dtype(t))
     for t in (
-        np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32,
-        np.int64, np.uint64, np.float16, np.float32, np.float64,
+        np.bool_,
+        np.int8,
+        np.uint8,
+        np.int16,
+        np.uint16,
+        np.int32,
+        np.uint32,
+        np.int64,
+        np.uint64,
+        np.float16,
+        np.float32,
+        np.float64,
     )
 )
 

@@ -15,8 +15,7 @@ class BatchAugment:
         hflip: flip each image horizontally with probability 1/2.
     """
 
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], crop_padding: int = 4,
-                 hflip: bool = True):
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], crop_padding: int = 4, hflip: bool = True):
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
         self.crop_padding = int(crop_padding)
@@ -27,8 +26,7 @@ class BatchAugment:
         mean, std = self.mean.to(x.device), self.std.to(x.device)
         return (x.float().div_(255.0) - mean) / std
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None,
-                 train: bool = True) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None, train: bool = True) -> torch.Tensor:
         """Augment (when ``train``) and normalise a uint8 batch; randomness comes from ``generator`` only."""
         if train:
             x = self.random_crop_flip(x, generator)
@@ -42,8 +40,8 @@ class BatchAugment:
         if p > 0:
             padded = F.pad(x, (p, p, p, p))
             off = torch.randint(0, 2 * p + 1, (2, b), generator=generator, device=gdev).to(x.device)
-            rows = off[0][:, None] + torch.arange(h, device=x.device)          # [B, H]
-            cols = off[1][:, None] + torch.arange(w, device=x.device)          # [B, W]
+            rows = off[0][:, None] + torch.arange(h, device=x.device)  # [B, H]
+            cols = off[1][:, None] + torch.arange(w, device=x.device)  # [B, W]
             batch = torch.arange(b, device=x.device)[:, None, None]
             x = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
         if self.hflip:

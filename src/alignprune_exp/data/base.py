@@ -82,7 +82,5 @@ def _check_split(split: str, x: torch.Tensor, y: np.ndarray, num_classes: int, w
     if len(y) != x.shape[0]:
         raise DataError(f"{split}_y has {len(y)} labels for {x.shape[0]} images in {where}")
     if len(y) and (y.min() < 0 or y.max() >= num_classes):
-        raise DataError(
-            f"{split}_y has labels in [{y.min()}, {y.max()}] but {where} has classes 0..{num_classes - 1}"
-        )
+        raise DataError(f"{split}_y has labels in [{y.min()}, {y.max()}] but {where} has classes 0..{num_classes - 1}")
     return y.astype(np.int64, copy=False)

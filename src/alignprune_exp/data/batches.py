@@ -26,7 +26,7 @@ class Batch:
     idx: torch.Tensor
     x_strong: torch.Tensor | None = None
 
-    def subset(self, keep) -> "Batch":
+    def subset(self, keep) -> Batch:
         """The rows ``keep`` (positions, mask or slice) of every view, so the views never disagree."""
         strong = None if self.x_strong is None else self.x_strong[keep]
         return Batch(self.x[keep], self.y[keep], self.idx[keep], strong)
@@ -46,6 +46,16 @@ class LabelledSource:
     def is_noisy(self) -> torch.Tensor:
         return self.y != self.y_clean
 
+    @property
+    def has_strong_eval_view(self) -> bool:
+        """Whether ``train_strong_eval_batches`` yields a strong view of every training sample (Prune4ReL)."""
+        return False
+
+    def train_strong_eval_batches(
+        self, batch_size: int, generator: torch.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError(f"{type(self).__name__} has no strong view of the training set")
+
 
 @dataclass
 class InMemoryData(LabelledSource):
@@ -61,8 +71,9 @@ class InMemoryData(LabelledSource):
     augment: BatchAugment
     strong_augment: BatchAugment | None = None
 
-    def train_batches(self, indices: torch.Tensor, slices: list[slice], generator: torch.Generator,
-                      strong: bool = False, dist=None) -> Iterator[Batch]:
+    def train_batches(
+        self, indices: torch.Tensor, slices: list[slice], generator: torch.Generator, strong: bool = False, dist=None
+    ) -> Iterator[Batch]:
         """Augmented batches over ``indices`` (dataset indices, already in training order).
 
         With ``dist`` (several ranks) each global batch slice yields this rank's contiguous part; the
@@ -89,17 +100,24 @@ class InMemoryData(LabelledSource):
         x, y = (self.ref_x, self.ref_y) if split == "reference" else (self.test_x, self.test_y)
         for k, i in enumerate(range(0, len(y), batch_size)):
             if dist is None or dist.mine(k):
-                yield self.augment(x[i:i + batch_size], train=False), y[i:i + batch_size]
+                yield self.augment(x[i : i + batch_size], train=False), y[i : i + batch_size]
 
-    def train_strong_eval_batches(self, batch_size: int, generator: torch.Generator
-                                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Strongly augmented (x, noisy y, idx) over the whole training set in index order (Prune4ReL's scoring view)."""
+    @property
+    def has_strong_eval_view(self) -> bool:
+        return self.strong_augment is not None
+
+    def train_strong_eval_batches(
+        self, batch_size: int, generator: torch.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Strongly augmented (x, noisy y, idx) over the whole training set in index order (Prune4ReL's scoring
+        view)."""
         for i in range(0, self.num_samples, batch_size):
             idx = torch.arange(i, min(i + batch_size, self.num_samples), device=self.y.device)
             yield self.strong_augment(self.x[idx], generator=generator, train=True), self.y[idx], idx
 
-    def train_eval_batches(self, batch_size: int,
-                           dist=None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def train_eval_batches(
+        self, batch_size: int, dist=None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Un-augmented (x, noisy y, idx) over the whole training set in index order (for warm-up scoring);
         with ``dist``, this rank's batches of a round-robin split."""
         for k, i in enumerate(range(0, self.num_samples, batch_size)):

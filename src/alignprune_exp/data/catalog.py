@@ -85,13 +85,15 @@ def _extract_folder(archive: Path, folder: str, root: Path) -> None:
         with tarfile.open(archive, "r:*") as tar:
             members = [m for m in tar.getmembers() if m.name == folder or m.name.startswith(f"{folder}/")]
             if not members:
-                raise DownloadError(f"{archive} holds no {folder}/ folder; it is not the expected archive: move it "
-                                    "away and run again")
+                raise DownloadError(
+                    f"{archive} holds no {folder}/ folder; it is not the expected archive: move it away and run again"
+                )
             _safe_extract(tar, members, scratch)
         os.replace(scratch / folder, root / folder)
     except (tarfile.TarError, OSError) as exc:
-        raise DownloadError(f"cannot extract {archive}: {' '.join(str(exc).split())}; move it away and run again "
-                            "with download=true") from None
+        raise DownloadError(
+            f"cannot extract {archive}: {' '.join(str(exc).split())}; move it away and run again with download=true"
+        ) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

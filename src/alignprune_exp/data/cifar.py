@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from alignprune_exp.data.base import ImageData
-from alignprune_exp.data.cifar100_meta import CIFAR100_COARSE_OF_FINE
 from alignprune_exp.core.errors import ConfigError, DataError
 from alignprune_exp.core.safe_load import safe_pickle_load
+from alignprune_exp.data import catalog
+from alignprune_exp.data.base import ImageData
+from alignprune_exp.data.cifar100_meta import CIFAR100_COARSE_OF_FINE
 
 _SPECS: dict[str, dict] = {
     "cifar10": {
@@ -78,9 +79,7 @@ def load_cifar(name: str, data_dir: str, download: bool = False) -> ImageData:
         if (npy_dir / "train_x.npy").is_file():
             return _load_npy(name, spec, npy_dir)
     if download:
-        from alignprune_exp.data.catalog import fetch_cifar
-
-        return _load_torchvision(name, spec, fetch_cifar(name, root, spec["folder"]))
+        return _load_torchvision(name, spec, catalog.fetch_cifar(name, root, spec["folder"]))
     looked = ", ".join([f"{tv_dir}/"] + [str(d / "train_x.npy") for d in npy_dirs])
     raise DataError(
         f"no {spec['title']} data found under {root} (looked at {looked}); accepted layouts: "
@@ -227,8 +226,10 @@ def _npy(path: Path) -> np.ndarray:
             "save it with np.save from a numeric array"
         ) from None
     except (OSError, EOFError) as exc:  # an empty or truncated file raises EOFError
-        raise DataError(f"cannot read {path}: {exc or type(exc).__name__} (empty or truncated?); save it with "
-                        "np.save from a numeric array") from None
+        raise DataError(
+            f"cannot read {path}: {exc or type(exc).__name__} (empty or truncated?); save it with "
+            "np.save from a numeric array"
+        ) from None
 
 
 def _labels_npy(path: Path) -> np.ndarray:
@@ -261,9 +262,7 @@ def find_cifar_n_file(name: str, data_dir: str, download: bool = False) -> Path:
         if candidate.is_file():
             return candidate
     if download:
-        from alignprune_exp.data.catalog import fetch_cifar_n
-
-        return fetch_cifar_n(name, root)
+        return catalog.fetch_cifar_n(name, root)
     raise DataError(
         f"CIFAR-N label file {filename} not found (looked at {', '.join(map(str, candidates))}); "
         f"get it from {_CIFAR_N_URL} (data/{filename}) and put it in {root / 'cifar-n'}/, "

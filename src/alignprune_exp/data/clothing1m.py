@@ -13,20 +13,33 @@ from pathlib import Path
 
 import numpy as np
 
-from alignprune_exp.data.image_files import (ImageList, ImageListSpec, check_first_file, read_keys, read_pairs,
-                                             require_file)
 from alignprune_exp.core.errors import DataError
+from alignprune_exp.data.image_files import (
+    ImageList,
+    ImageListSpec,
+    check_first_file,
+    read_keys,
+    read_pairs,
+    require_file,
+)
 
 NUM_CLASSES = 14
-LAYOUT = ("Clothing-1M needs its official files in dataset.loader.root (or its annotations/ folder): "
-          "noisy_train_key_list.txt, noisy_label_kv.txt, clean_val_key_list.txt, clean_test_key_list.txt, "
-          "clean_label_kv.txt, with the images under images/ (access on request from its authors, see "
-          "https://github.com/Cysu/noisy_label; never downloaded automatically)")
+LAYOUT = (
+    "Clothing-1M needs its official files in dataset.loader.root (or its annotations/ folder): "
+    "noisy_train_key_list.txt, noisy_label_kv.txt, clean_val_key_list.txt, clean_test_key_list.txt, "
+    "clean_label_kv.txt, with the images under images/ (access on request from its authors, see "
+    "https://github.com/Cysu/noisy_label; never downloaded automatically)"
+)
 
 
-def load_clothing1m(root: str, image_size: int = 224, resize_size: int = 256,
-                    train_crop: str = "resize_random_crop", num_workers: int = 8,
-                    decode: str = "auto") -> ImageListSpec:
+def load_clothing1m(
+    root: str,
+    image_size: int = 224,
+    resize_size: int = 256,
+    train_crop: str = "resize_random_crop",
+    num_workers: int = 8,
+    decode: str = "auto",
+) -> ImageListSpec:
     """Index Clothing-1M from its key lists (nothing is decoded until training).
 
     Raises:
@@ -46,11 +59,20 @@ def load_clothing1m(root: str, image_size: int = 224, resize_size: int = 256,
     test = _keyed(root_path, splits["clean_test"], clean_labels, clean_kv)
     check_first_file(train, LAYOUT)
     return ImageListSpec(
-        name="clothing1m", num_classes=NUM_CLASSES, train=train, test=test,
-        test_name=f"Clothing-1M clean test ({len(test)} images)", reference=reference,
-        reference_name=f"Clothing-1M clean val, official ({len(reference)} images)", labels_are_clean=False,
-        source=f"{root_path} (Clothing-1M official key lists)", image_size=image_size, resize_size=resize_size,
-        train_crop=train_crop, num_workers=num_workers, decode=decode,
+        name="clothing1m",
+        num_classes=NUM_CLASSES,
+        train=train,
+        test=test,
+        test_name=f"Clothing-1M clean test ({len(test)} images)",
+        reference=reference,
+        reference_name=f"Clothing-1M clean val, official ({len(reference)} images)",
+        labels_are_clean=False,
+        source=f"{root_path} (Clothing-1M official key lists)",
+        image_size=image_size,
+        resize_size=resize_size,
+        train_crop=train_crop,
+        num_workers=num_workers,
+        decode=decode,
     )
 
 
@@ -58,8 +80,9 @@ def _label_map(kv_file: Path) -> dict[str, int]:
     files, labels = read_pairs(kv_file)
     bad = np.flatnonzero((labels < 0) | (labels >= NUM_CLASSES))
     if len(bad):
-        raise DataError(f"{kv_file} gives {files[bad[0]]} the label {labels[bad[0]]}; Clothing-1M labels are "
-                        f"0..{NUM_CLASSES - 1}")
+        raise DataError(
+            f"{kv_file} gives {files[bad[0]]} the label {labels[bad[0]]}; Clothing-1M labels are 0..{NUM_CLASSES - 1}"
+        )
     return dict(zip(files, labels.tolist()))
 
 
@@ -69,7 +92,8 @@ def _keyed(root: Path, key_list: Path, labels: dict[str, int], kv_file: Path) ->
         raise DataError(f"{key_list} lists no images; {LAYOUT}")
     missing = [k for k in keys if k not in labels]
     if missing:
-        raise DataError(f"{len(missing)} keys of {key_list} have no label in {kv_file} (first: {missing[0]}); "
-                        "use the key lists and label files of the same Clothing-1M release")
-    return ImageList(str(root), np.asarray(keys), np.asarray([labels[k] for k in keys], dtype=np.int64),
-                     str(key_list))
+        raise DataError(
+            f"{len(missing)} keys of {key_list} have no label in {kv_file} (first: {missing[0]}); "
+            "use the key lists and label files of the same Clothing-1M release"
+        )
+    return ImageList(str(root), np.asarray(keys), np.asarray([labels[k] for k in keys], dtype=np.int64), str(key_list))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits as _sklearn_digits
-from sklearn.model_selection import train_test_split
 
 from alignprune_exp.data.base import ImageData
 
@@ -18,6 +16,9 @@ def load_digits() -> ImageData:
 
     Pixel values 0..16 are scaled to 0..255; each split keeps the original file order.
     """
+    from sklearn.datasets import load_digits as _sklearn_digits  # sklearn (and pandas) only for a digits run
+    from sklearn.model_selection import train_test_split
+
     bunch = _sklearn_digits()
     images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
     labels = bunch.target.astype(np.int64)

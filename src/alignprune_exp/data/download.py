@@ -16,9 +16,9 @@ import hashlib
 import http.client
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
@@ -99,8 +99,15 @@ class _Retryable(Exception):
     """A transfer that stopped part-way (timeout, reset, short body): worth resuming."""
 
 
-def download(url: str, dest: str | Path, checksum: str | Checksum, *, timeout: float | None = None,
-             attempts: int | None = None, progress: bool | None = None) -> Path:
+def download(
+    url: str,
+    dest: str | Path,
+    checksum: str | Checksum,
+    *,
+    timeout: float | None = None,
+    attempts: int | None = None,
+    progress: bool | None = None,
+) -> Path:
     """Download ``url`` to ``dest`` unless ``dest`` already exists; verify the checksum before it is used.
 
     Args:
@@ -185,10 +192,19 @@ def _transfer_once(url: str, part: Path, timeout: float, progress: bool | None) 
         start = offset if partial else 0
         length = response.headers.get("Content-Length")
         total = start + int(length) if length and length.isdigit() else None
-        with open(part, "ab" if partial else "wb") as out, tqdm(
-            total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024, desc=part.name[:-5],
-            disable=None if progress is None else not progress, leave=False,
-        ) as bar:
+        with (
+            open(part, "ab" if partial else "wb") as out,
+            tqdm(
+                total=total,
+                initial=start,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=part.name[:-5],
+                disable=None if progress is None else not progress,
+                leave=False,
+            ) as bar,
+        ):
             read = getattr(response, "read1", response.read)  # read1: keep what arrived before a stall
             try:
                 for block in iter(lambda: read(CHUNK_BYTES), b""):

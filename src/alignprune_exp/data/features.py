@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from alignprune_exp.data.batches import InMemoryData
-from alignprune_exp.data.streaming import Part, SourceSpec
+from alignprune_exp.data.spec import Part, SourceSpec
 
 
 class IdentityAugment:
@@ -47,8 +47,9 @@ class FeatureSpec(SourceSpec):
     def test_y(self) -> np.ndarray:
         return self.test_labels
 
-    def make_source(self, train: Part, train_noisy: np.ndarray, reference: Part, test: Part,
-                    device: torch.device) -> InMemoryData:
+    def make_source(
+        self, train: Part, train_noisy: np.ndarray, reference: Part, test: Part, device: torch.device
+    ) -> InMemoryData:
         def x(part: Part) -> torch.Tensor:
             split = self.test_x if part.split == "test" else self.train_x
             return split[torch.as_tensor(part.rows, dtype=torch.long)].to(device)
@@ -56,6 +57,13 @@ class FeatureSpec(SourceSpec):
         def y(values) -> torch.Tensor:
             return torch.as_tensor(np.asarray(values), dtype=torch.long).to(device)
 
-        return InMemoryData(x=x(train), y=y(train_noisy), y_clean=y(train.labels), ref_x=x(reference),
-                            ref_y=y(reference.labels), test_x=x(test), test_y=y(test.labels),
-                            augment=IdentityAugment())
+        return InMemoryData(
+            x=x(train),
+            y=y(train_noisy),
+            y_clean=y(train.labels),
+            ref_x=x(reference),
+            ref_y=y(reference.labels),
+            test_x=x(test),
+            test_y=y(test.labels),
+            augment=IdentityAugment(),
+        )

@@ -17,10 +17,19 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision import transforms as T
 
-from alignprune_exp.data.jpeg_tensor import (EncodedBatch, StrongTensorView, TensorCrop, decode_batch, decode_cpu,
-                                             read_bytes, resolve_decode, transform_batch)
-from alignprune_exp.data.streaming import Part, SourceSpec, StreamingData
 from alignprune_exp.core.errors import ConfigError, DataError
+from alignprune_exp.data.jpeg_tensor import (
+    EncodedBatch,
+    StrongTensorView,
+    TensorCrop,
+    decode_batch,
+    decode_cpu,
+    read_bytes,
+    resolve_decode,
+    transform_batch,
+)
+from alignprune_exp.data.spec import Part, SourceSpec
+from alignprune_exp.data.streaming import StreamingData
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -50,7 +59,7 @@ class ImageList:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, rows: np.ndarray) -> "ImageList":
+    def subset(self, rows: np.ndarray) -> ImageList:
         """The images at ``rows`` (in that order)."""
         rows = np.asarray(rows, dtype=np.int64)
         return ImageList(self.root, self.files[rows], self.labels[rows], self.listed_in)
@@ -131,11 +140,15 @@ class ImageFileDataset(Dataset):
             with Image.open(path) as img:
                 return img.convert("RGB")
         except FileNotFoundError:
-            raise DataError(f"image {path} listed in {self.images.listed_in} does not exist; "
-                            "restore it or remove its line from the list") from None
+            raise DataError(
+                f"image {path} listed in {self.images.listed_in} does not exist; "
+                "restore it or remove its line from the list"
+            ) from None
         except (UnidentifiedImageError, OSError) as exc:
-            raise DataError(f"cannot decode image {path} listed in {self.images.listed_in} "
-                            f"({type(exc).__name__}); replace the file or remove its line from the list") from None
+            raise DataError(
+                f"cannot decode image {path} listed in {self.images.listed_in} "
+                f"({type(exc).__name__}); replace the file or remove its line from the list"
+            ) from None
 
     def __getitem__(self, key):
         index, seed = key if isinstance(key, tuple) else (key, None)
@@ -158,8 +171,14 @@ class TensorImageDataset(Dataset):
     the evaluation view (centre crop).
     """
 
-    def __init__(self, images: ImageList, crop: TensorCrop, eval_crop: TensorCrop,
-                 strong: StrongTensorView | None = None, encoded: bool = False):
+    def __init__(
+        self,
+        images: ImageList,
+        crop: TensorCrop,
+        eval_crop: TensorCrop,
+        strong: StrongTensorView | None = None,
+        encoded: bool = False,
+    ):
         self.images, self.crop, self.eval_crop, self.strong, self.encoded = images, crop, eval_crop, strong, encoded
         self.collate_fn = collate_encoded if encoded else None
 
@@ -202,8 +221,9 @@ class TwoViews:
         return self.weak(img), self.strong(img)
 
 
-def build_transforms(image_size: int, resize_size: int, train_crop: str,
-                     mean: tuple[float, ...] = IMAGENET_MEAN, cutout: int = 16) -> dict[str, object]:
+def build_transforms(
+    image_size: int, resize_size: int, train_crop: str, mean: tuple[float, ...] = IMAGENET_MEAN, cutout: int = 16
+) -> dict[str, object]:
     """torchvision pipelines returning uint8 tensors (normalised later on the device).
 
     ``train``: ``resize_random_crop`` (resize the short side to ``resize_size``, random ``image_size`` crop;
@@ -226,8 +246,14 @@ def build_transforms(image_size: int, resize_size: int, train_crop: str,
     return {
         "train": T.Compose([*train, T.PILToTensor()]),
         "eval": T.Compose([T.Resize(resize_size), T.CenterCrop(image_size), T.PILToTensor()]),
-        "strong": T.Compose([*train, T.AutoAugment(T.AutoAugmentPolicy.IMAGENET), T.PILToTensor(),
-                             T.RandomErasing(p=1.0, scale=(area, area), ratio=(1.0, 1.0), value=fill)]),
+        "strong": T.Compose(
+            [
+                *train,
+                T.AutoAugment(T.AutoAugmentPolicy.IMAGENET),
+                T.PILToTensor(),
+                T.RandomErasing(p=1.0, scale=(area, area), ratio=(1.0, 1.0), value=fill),
+            ]
+        ),
     }
 
 
@@ -289,17 +315,23 @@ class ImageListSpec(SourceSpec):
         mode = resolve_decode(self.decode, torch.device(device))
         if mode == "pil":
             tf = self.transforms
-            return {"train": ImageFileDataset(images, tf["train"]), "eval": ImageFileDataset(images, tf["eval"]),
-                    "strong": ImageFileDataset(images, TwoViews(tf["train"], tf["strong"]))}
+            return {
+                "train": ImageFileDataset(images, tf["train"]),
+                "eval": ImageFileDataset(images, tf["eval"]),
+                "strong": ImageFileDataset(images, TwoViews(tf["train"], tf["strong"])),
+            }
         size, resize = int(self.image_size), int(self.resize_size)
         crop, center = TensorCrop(size, resize, self.train_crop), TensorCrop(size, resize, "center")
         encoded = mode == "gpu"
-        return {"train": TensorImageDataset(images, crop, center, encoded=encoded),
-                "eval": TensorImageDataset(images, crop, center, encoded=encoded),
-                "strong": TensorImageDataset(images, crop, center, strong=StrongTensorView(size, self.mean))}
+        return {
+            "train": TensorImageDataset(images, crop, center, encoded=encoded),
+            "eval": TensorImageDataset(images, crop, center, encoded=encoded),
+            "strong": TensorImageDataset(images, crop, center, strong=StrongTensorView(size, self.mean)),
+        }
 
-    def make_source(self, train: Part, train_noisy: np.ndarray, reference: Part, test: Part,
-                    device: torch.device) -> StreamingData:
+    def make_source(
+        self, train: Part, train_noisy: np.ndarray, reference: Part, test: Part, device: torch.device
+    ) -> StreamingData:
         images = self._images(train)
         sets = self.datasets(images, device)
 
@@ -307,9 +339,17 @@ class ImageListSpec(SourceSpec):
             return torch.as_tensor(np.asarray(values), dtype=torch.long).to(device)
 
         return StreamingData(
-            train=sets["train"], train_eval=sets["eval"], train_strong=sets["strong"],
+            train=sets["train"],
+            train_eval=sets["eval"],
+            train_strong=sets["strong"],
             reference=self.datasets(self._images(reference), device)["eval"],
             test=self.datasets(self._images(test), device)["eval"],
-            y=labels(train_noisy), y_clean=labels(train.labels), ref_y=labels(reference.labels),
-            test_y=labels(test.labels), mean=self.mean, std=self.std, num_workers=self.num_workers, device=device,
+            y=labels(train_noisy),
+            y_clean=labels(train.labels),
+            ref_y=labels(reference.labels),
+            test_y=labels(test.labels),
+            mean=self.mean,
+            std=self.std,
+            num_workers=self.num_workers,
+            device=device,
         )

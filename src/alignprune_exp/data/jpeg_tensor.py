@@ -24,8 +24,9 @@ from alignprune_exp.core.errors import ConfigError, DataError
 
 DECODE_MODES = ("auto", "pil", "tensor", "gpu")
 # torchvision 0.29 marks its image codecs deprecated (in favour of TorchCodec) but they work unchanged.
-warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
-                        category=DeprecationWarning)
+warnings.filterwarnings(
+    "ignore", message="The image decoding and encoding capabilities of TorchVision", category=DeprecationWarning
+)
 JPEG_MAGIC = b"\xff\xd8"
 
 
@@ -46,14 +47,17 @@ def read_bytes(path: str, listed_in: str) -> torch.Tensor:
         return tvio.read_file(path)
     except (FileNotFoundError, RuntimeError):
         if not os.path.isfile(path):
-            raise DataError(f"image {path} listed in {listed_in} does not exist; "
-                            "restore it or remove its line from the list") from None
+            raise DataError(
+                f"image {path} listed in {listed_in} does not exist; restore it or remove its line from the list"
+            ) from None
         raise
 
 
 def _undecodable(path: str, listed_in: str, err: BaseException) -> DataError:
-    return DataError(f"cannot decode image {path} listed in {listed_in} ({type(err).__name__}); "
-                     "replace the file or remove its line from the list")
+    return DataError(
+        f"cannot decode image {path} listed in {listed_in} ({type(err).__name__}); "
+        "replace the file or remove its line from the list"
+    )
 
 
 def decode_cpu(data: torch.Tensor, path: str, listed_in: str) -> torch.Tensor:
@@ -113,7 +117,7 @@ class TensorCrop:
         """uint8 [3, image_size, image_size] view of ``img`` (random when ``seed`` is given)."""
         gen = None if seed is None else torch.Generator().manual_seed(int(seed))
         top, left, ch, cw, flip = self.box(img.shape[-2], img.shape[-1], gen)
-        out = crop_resize(img[:, top:top + ch, left:left + cw], self.image_size)
+        out = crop_resize(img[:, top : top + ch, left : left + cw], self.image_size)
         return out.flip(-1) if flip else out
 
 
@@ -133,8 +137,9 @@ class StrongTensorView:
     def __init__(self, image_size: int, mean: tuple[float, ...], cutout: int = 16):
         area = min(1.0, (int(cutout) / int(image_size)) ** 2)
         self.augment = T.AutoAugment(T.AutoAugmentPolicy.IMAGENET)
-        self.erase = T.RandomErasing(p=1.0, scale=(area, area), ratio=(1.0, 1.0),
-                                     value=[int(round(255 * m)) for m in mean])
+        self.erase = T.RandomErasing(
+            p=1.0, scale=(area, area), ratio=(1.0, 1.0), value=[int(round(255 * m)) for m in mean]
+        )
 
     def __call__(self, x: torch.Tensor, seed: int) -> torch.Tensor:
         with torch.random.fork_rng(devices=[]):
@@ -151,7 +156,7 @@ class EncodedBatch:
     paths: list[str]
     listed_in: str
 
-    def pin_memory(self) -> "EncodedBatch":
+    def pin_memory(self) -> EncodedBatch:
         return EncodedBatch([d.pin_memory() for d in self.data], self.seeds, self.paths, self.listed_in)
 
 
@@ -171,8 +176,11 @@ def decode_batch(batch: EncodedBatch, device: torch.device) -> list[torch.Tensor
                 out[i] = img
         except RuntimeError as err:
             _GPU_DECODE_FAILED.append(str(err))
-            warnings.warn(f"GPU JPEG decoding failed ({str(err).splitlines()[0]}); decoding on the CPU from now on",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"GPU JPEG decoding failed ({str(err).splitlines()[0]}); decoding on the CPU from now on",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     for i, img in enumerate(out):
         if img is None:
             cpu = decode_cpu(batch.data[i], batch.paths[i], batch.listed_in)

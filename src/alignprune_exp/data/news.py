@@ -21,20 +21,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from alignprune_exp.data.features import FeatureSpec
 from alignprune_exp.core.errors import DataError
 from alignprune_exp.core.safe_load import safe_pickle_load
+from alignprune_exp.data.features import FeatureSpec
 
 # Co-teaching+'s regroup_dataset: alt | comp.* | misc.forsale | rec.* | sci.* | soc.religion | talk.*
 TOPIC_OF_GROUP = np.array([0, 1, 1, 1, 1, 1, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 6, 6, 6, 6], dtype=np.int64)
 NPY_FILES = ("weights_matrix.npy", "data.npy", "labels.npy")
-LAYOUT = (f"NEWS needs news.pkl (Co-teaching+'s file: (weights_matrix, data, labels)) or {', '.join(NPY_FILES)} "
-          "in dataset.loader.root (news.pkl: see github.com/xingruiyu/coteaching_plus, data/download_news_data.md; "
-          "not downloaded by download=true: its only source is a Google Drive share without a checksum)")
+LAYOUT = (
+    f"NEWS needs news.pkl (Co-teaching+'s file: (weights_matrix, data, labels)) or {', '.join(NPY_FILES)} "
+    "in dataset.loader.root (news.pkl: see github.com/xingruiyu/coteaching_plus, data/download_news_data.md; "
+    "not downloaded by download=true: its only source is a Google Drive share without a checksum)"
+)
 
 
-def load_news(root: str, train_fraction: float = 0.7, pooled_dim: int = 4800, regroup: bool = True,
-              batch_size: int = 128) -> FeatureSpec:
+def load_news(
+    root: str, train_fraction: float = 0.7, pooled_dim: int = 4800, regroup: bool = True, batch_size: int = 128
+) -> FeatureSpec:
     """Read the NEWS arrays and pool each document into ``pooled_dim`` features (float32).
 
     Args:
@@ -53,15 +56,23 @@ def load_news(root: str, train_fraction: float = 0.7, pooled_dim: int = 4800, re
         raise DataError(f"{where} has labels in [{labels.min()}, {labels.max()}], expected the 20 newsgroups 0..19")
     if tokens.min() < 0 or tokens.max() >= len(weights):
         raise DataError(f"{where} has word ids in [{tokens.min()}, {tokens.max()}] but {len(weights)} word vectors")
-    features = pool_documents(torch.from_numpy(weights.astype(np.float32)), torch.from_numpy(tokens.astype(np.int64)),
-                              int(pooled_dim), int(batch_size))
+    features = pool_documents(
+        torch.from_numpy(weights.astype(np.float32)),
+        torch.from_numpy(tokens.astype(np.int64)),
+        int(pooled_dim),
+        int(batch_size),
+    )
     y = TOPIC_OF_GROUP[labels] if regroup else labels.astype(np.int64)
     n_train = int(len(y) * float(train_fraction))
     return FeatureSpec(
-        name="news", num_classes=7 if regroup else 20, train_x=features[:n_train], train_labels=y[:n_train],
-        test_x=features[n_train:], test_labels=y[n_train:],
+        name="news",
+        num_classes=7 if regroup else 20,
+        train_x=features[:n_train],
+        train_labels=y[:n_train],
+        test_x=features[n_train:],
+        test_labels=y[n_train:],
         source=f"{where} ({len(y)} documents, {tokens.shape[1]} words x {weights.shape[1]} dims "
-               f"pooled to {pooled_dim})",
+        f"pooled to {pooled_dim})",
         test_name=f"NEWS last {len(y) - n_train} documents",
     )
 
@@ -70,7 +81,7 @@ def pool_documents(weights: torch.Tensor, tokens: torch.Tensor, pooled_dim: int,
     """Embed each document's words and average-pool the flattened sequence to ``pooled_dim`` values."""
     out = []
     for i in range(0, len(tokens), batch_size):
-        emb = weights[tokens[i:i + batch_size]]                     # [B, words, dims]
+        emb = weights[tokens[i : i + batch_size]]  # [B, words, dims]
         out.append(F.adaptive_avg_pool1d(emb.reshape(len(emb), 1, -1), pooled_dim).squeeze(1))
     return torch.cat(out) if out else torch.zeros(0, pooled_dim)
 
@@ -80,8 +91,10 @@ def _read_arrays(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]
     if pkl.is_file():
         content = safe_pickle_load(pkl)
         if not (isinstance(content, (tuple, list)) and len(content) == 3):
-            raise DataError(f"{pkl} holds a {type(content).__name__}, expected Co-teaching+'s tuple "
-                            "(weights_matrix, data, labels); get the original file")
+            raise DataError(
+                f"{pkl} holds a {type(content).__name__}, expected Co-teaching+'s tuple "
+                "(weights_matrix, data, labels); get the original file"
+            )
         arrays, where = [np.asarray(a) for a in content], str(pkl)
     elif (folder / NPY_FILES[0]).is_file():
         arrays, where = [_npy(folder / name) for name in NPY_FILES], f"{folder}/{{{','.join(NPY_FILES)}}}"
@@ -106,5 +119,6 @@ def _npy(path: Path) -> np.ndarray:
     except ValueError:
         raise DataError(f"refusing to load {path}: not a plain numeric .npy array; save it with np.save") from None
     except (OSError, EOFError) as exc:  # an empty or truncated file raises EOFError
-        raise DataError(f"cannot read {path}: {exc or type(exc).__name__} (empty or truncated?); save it with "
-                        "np.save") from None
+        raise DataError(
+            f"cannot read {path}: {exc or type(exc).__name__} (empty or truncated?); save it with np.save"
+        ) from None

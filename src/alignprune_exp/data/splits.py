@@ -28,8 +28,16 @@ def resolve_count(value: int | float, total: int, name: str) -> int:
     raise ConfigError(f"{name}={value} must be a count >= 1 or a fraction in (0, 1)")
 
 
-def make_splits(num_images: int, *, reference, test_split: str, holdout_size: int | float,
-                official_test_size: int | None, seed: int, context=None) -> Splits:
+def make_splits(
+    num_images: int,
+    *,
+    reference,
+    test_split: str,
+    holdout_size: int | float,
+    official_test_size: int | None,
+    seed: int,
+    context=None,
+) -> Splits:
     """Draw the holdout test set (``test_split=holdout``) and then the reference set from the training images.
 
     Args:
@@ -48,26 +56,32 @@ def make_splits(num_images: int, *, reference, test_split: str, holdout_size: in
     if test_split == "holdout":
         n_test = resolve_count(holdout_size, num_images, "holdout_size")
         if n_test >= num_images:
-            raise ConfigError(f"holdout_size={holdout_size} holds out {n_test} of the {num_images} training images, "
-                              "leaving none to train on: lower holdout_size (a count or a fraction such as 0.1)")
+            raise ConfigError(
+                f"holdout_size={holdout_size} holds out {n_test} of the {num_images} training images, "
+                "leaving none to train on: lower holdout_size (a count or a fraction such as 0.1)"
+            )
         holdout, order = np.sort(order[:n_test]), order[n_test:]
     elif test_split == "official":
         if official_test_size is None:
-            raise DataError("this dataset has no official test split on disk (no test_x.npy / test_batch): "
-                            "run with test_split=holdout to draw a clean test set from the training images")
+            raise DataError(
+                "this dataset has no official test split on disk (no test_x.npy / test_batch): "
+                "run with test_split=holdout to draw a clean test set from the training images"
+            )
         n_test, holdout = official_test_size, None
     else:
         raise ConfigError(f"test_split={test_split!r} is not one of: official, holdout")
     n_ref = reference.resolve_size(n_test)
     if n_ref >= len(order):
         held = f" after the holdout test set of {n_test}" if test_split == "holdout" else ""
-        raise ConfigError(f"reference set of {n_ref} images leaves no training images out of {len(order)}{held}: "
-                          "lower reference.size / reference.fraction" + (" or holdout_size" if held else ""))
+        raise ConfigError(
+            f"reference set of {n_ref} images leaves no training images out of {len(order)}{held}: "
+            "lower reference.size / reference.fraction" + (" or holdout_size" if held else "")
+        )
     ref = np.asarray(reference.select(order, n_ref, context), dtype=np.int64)
     rest = np.setdiff1d(order, ref)
     if len(np.unique(ref)) != n_ref or len(rest) != len(order) - n_ref:
         raise ValueError(f"{type(reference).__name__}.select must return {n_ref} distinct pool indices")
-    train = rest if getattr(reference, "disjoint", True) else np.sort(order)
+    train = rest if reference.disjoint else np.sort(order)
     return Splits(train=train, reference=np.sort(ref), holdout_test=holdout)
 
 

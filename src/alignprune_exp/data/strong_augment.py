@@ -12,7 +12,6 @@ stand-in: brightness/contrast jitter instead of AutoAugment.
 from __future__ import annotations
 
 import torch
-from torchvision.transforms import v2
 
 from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.data.augment import BatchAugment
@@ -46,13 +45,20 @@ class JitterView(BatchAugment):
         cutout: side (pixels) of one zeroed square per image.
     """
 
-    def __init__(self, mean, std, crop_padding: int = 4, hflip: bool = True, brightness: float = 0.4,
-                 contrast: float = 0.4, cutout: int = 16):
+    def __init__(
+        self,
+        mean,
+        std,
+        crop_padding: int = 4,
+        hflip: bool = True,
+        brightness: float = 0.4,
+        contrast: float = 0.4,
+        cutout: int = 16,
+    ):
         super().__init__(mean, std, crop_padding=crop_padding, hflip=hflip)
         self.brightness, self.contrast, self.cutout = float(brightness), float(contrast), int(cutout)
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None,
-                 train: bool = True) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None, train: bool = True) -> torch.Tensor:
         if not train:
             return self.normalize(x)
         x = self.random_crop_flip(x, generator)
@@ -87,11 +93,24 @@ class AutoAugmentView(BatchAugment):
         fill: value of pixels that affine ops move in from outside (128: the original CIFAR10Policy's grey).
     """
 
-    def __init__(self, mean, std, crop_padding: int = 4, hflip: bool = True, policy: str = "cifar10",
-                 cutout: int = 16, fill: int = 128):
+    def __init__(
+        self,
+        mean,
+        std,
+        crop_padding: int = 4,
+        hflip: bool = True,
+        policy: str = "cifar10",
+        cutout: int = 16,
+        fill: int = 128,
+    ):
         super().__init__(mean, std, crop_padding=crop_padding, hflip=hflip)
-        policies = {"cifar10": v2.AutoAugmentPolicy.CIFAR10, "imagenet": v2.AutoAugmentPolicy.IMAGENET,
-                    "svhn": v2.AutoAugmentPolicy.SVHN}
+        from torchvision.transforms import v2  # only where the view is built: torchvision takes ~1 s to import
+
+        policies = {
+            "cifar10": v2.AutoAugmentPolicy.CIFAR10,
+            "imagenet": v2.AutoAugmentPolicy.IMAGENET,
+            "svhn": v2.AutoAugmentPolicy.SVHN,
+        }
         if policy not in policies:
             raise ConfigError(f"AutoAugment policy {policy!r} is not one of: {', '.join(policies)}")
         self.auto = v2.AutoAugment(policies[policy], fill=fill)
@@ -128,29 +147,21 @@ class AutoAugmentView(BatchAugment):
             for (op, mag), members in groups.items():
                 rows = torch.tensor(members, device=x.device)
                 out[rows] = self.auto._apply_image_or_video_transform(
-                    out[rows], op, mag, interpolation=self.auto.interpolation, fill=self.auto._fill)
+                    out[rows], op, mag, interpolation=self.auto.interpolation, fill=self.auto._fill
+                )
         return out
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None,
-                 train: bool = True) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None, train: bool = True) -> torch.Tensor:
         if not train:
             return self.normalize(x)
         x = self.autoaugment(self.random_crop_flip(x, generator), generator)
         return cutout(self.normalize(x), self.cutout, generator).contiguous()
 
 
-def build_strong_view(kind: str, images, cfg) -> BatchAugment:
-    """``strong_view=autoaugment`` (default; the CIFAR-10 policy, whatever the dataset, as SOP and Prune4ReL
-    use it on every CIFAR-N; torchvision's colour ops leave 1-channel images unchanged) or ``jitter``."""
+def build_strong_view(kind: str, mean, std, *, crop_padding: int, hflip: bool) -> BatchAugment:
+    """``autoaugment`` (the CIFAR-10 policy, whatever the dataset, as SOP and Prune4ReL use it on every CIFAR-N;
+    torchvision's colour ops leave 1-channel images unchanged) or ``jitter``, for images of ``mean``/``std``."""
     if kind not in STRONG_VIEWS:
         raise ConfigError(f"strong_view={kind!r} is not one of: {', '.join(STRONG_VIEWS)}")
-    common = dict(crop_padding=cfg.dataset.crop_padding, hflip=cfg.dataset.hflip)
-    if kind == "autoaugment":
-        return AutoAugmentView(images.mean, images.std, **common)
-    return JitterView(images.mean, images.std, **common)
-
-
-def strong_augment_for(cfg, images) -> BatchAugment:
-    """The in-memory strong view (``strong_view``): trains the criteria that need one (SOP+) and gives
-    Prune4ReL its strong-view scores; built for every run, it costs nothing unless used."""
-    return build_strong_view(str(cfg.get("strong_view", "autoaugment")), images, cfg)
+    view = AutoAugmentView if kind == "autoaugment" else JitterView
+    return view(mean, std, crop_padding=crop_padding, hflip=hflip)

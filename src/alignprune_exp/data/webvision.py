@@ -19,22 +19,38 @@ from pathlib import Path
 
 import numpy as np
 
-from alignprune_exp.data.image_files import (ImageList, ImageListSpec, check_first_file, read_pairs, require_dir,
-                                             require_file, scan_class_folders)
 from alignprune_exp.core.errors import ConfigError, DataError
+from alignprune_exp.data.image_files import (
+    ImageList,
+    ImageListSpec,
+    check_first_file,
+    read_pairs,
+    require_dir,
+    require_file,
+    scan_class_folders,
+)
 
-LAYOUT = ("WebVision 1.0 needs its official layout under dataset.loader.root: info/train_filelist_google.txt, "
-          "info/val_filelist.txt, info/synsets.txt, google/, val_images_256/ "
-          "(get WebVision 1.0 from https://data.vision.ee.ethz.ch/cvl/webvision/download.html; never downloaded "
-          "automatically: it is too large)")
+LAYOUT = (
+    "WebVision 1.0 needs its official layout under dataset.loader.root: info/train_filelist_google.txt, "
+    "info/val_filelist.txt, info/synsets.txt, google/, val_images_256/ "
+    "(get WebVision 1.0 from https://data.vision.ee.ethz.ch/cvl/webvision/download.html; never downloaded "
+    "automatically: it is too large)"
+)
 TEST_SETS = ("imagenet_val", "webvision_val")
 
 
-def load_webvision_mini(root: str, imagenet_root: str | None = None, num_classes: int = 50,
-                        test_set: str = "imagenet_val", split_seed: int = 0, image_size: int = 299,
-                        resize_size: int = 320, train_crop: str = "resize_random_crop",
-                        num_workers: int = 8,
-                        decode: str = "auto") -> ImageListSpec:
+def load_webvision_mini(
+    root: str,
+    imagenet_root: str | None = None,
+    num_classes: int = 50,
+    test_set: str = "imagenet_val",
+    split_seed: int = 0,
+    image_size: int = 299,
+    resize_size: int = 320,
+    train_crop: str = "resize_random_crop",
+    num_workers: int = 8,
+    decode: str = "auto",
+) -> ImageListSpec:
     """Index WebVision-mini from its file lists (nothing is decoded until training).
 
     Raises:
@@ -45,13 +61,16 @@ def load_webvision_mini(root: str, imagenet_root: str | None = None, num_classes
         raise ConfigError(f"dataset.loader.test_set={test_set!r} is not one of: {', '.join(TEST_SETS)}")
     root_path = Path(root).expanduser()
     info = root_path / "info"
-    train = _listed(require_file(info / "train_filelist_google.txt", "WebVision training list", LAYOUT),
-                    root_path, num_classes)
+    train = _listed(
+        require_file(info / "train_filelist_google.txt", "WebVision training list", LAYOUT), root_path, num_classes
+    )
     check_first_file(train, LAYOUT)
     val_dir = next((d for d in (root_path / "val_images_256", root_path / "val_images") if d.is_dir()), None)
     if val_dir is None:
-        raise DataError(f"expected WebVision validation image folder {root_path / 'val_images_256'} "
-                        f"(or {root_path / 'val_images'}) does not exist; {LAYOUT}")
+        raise DataError(
+            f"expected WebVision validation image folder {root_path / 'val_images_256'} "
+            f"(or {root_path / 'val_images'}) does not exist; {LAYOUT}"
+        )
     val = _listed(require_file(info / "val_filelist.txt", "WebVision validation list", LAYOUT), val_dir, num_classes)
     check_first_file(val, LAYOUT)
     if test_set == "imagenet_val":
@@ -64,10 +83,19 @@ def load_webvision_mini(root: str, imagenet_root: str | None = None, num_classes
         test_name = f"WebVision val, half of each class by split_seed={split_seed} ({len(test)} images)"
         reference_name = f"WebVision val, the other half ({len(reference)} images)"
     return ImageListSpec(
-        name="webvision_mini", num_classes=num_classes, train=train, test=test, test_name=test_name,
-        reference=reference, reference_name=reference_name, labels_are_clean=False,
+        name="webvision_mini",
+        num_classes=num_classes,
+        train=train,
+        test=test,
+        test_name=test_name,
+        reference=reference,
+        reference_name=reference_name,
+        labels_are_clean=False,
         source=f"{root_path} (WebVision 1.0 Google subset, classes 0..{num_classes - 1})",
-        image_size=image_size, resize_size=resize_size, train_crop=train_crop, num_workers=num_workers,
+        image_size=image_size,
+        resize_size=resize_size,
+        train_crop=train_crop,
+        num_workers=num_workers,
         decode=decode,
     )
 
@@ -82,8 +110,10 @@ def _listed(list_file: Path, image_root: Path, num_classes: int) -> ImageList:
 
 def _ilsvrc_val(info: Path, imagenet_root: str | None, num_classes: int) -> ImageList:
     """ILSVRC2012 val images of WebVision's first ``num_classes`` classes (wnids from ``info/synsets.txt``)."""
-    fix = ("ILSVRC2012 validation images must be in class folders <imagenet_root>/val/<wnid>/ "
-           "(set dataset.loader.imagenet_root), or test on WebVision val with dataset.loader.test_set=webvision_val")
+    fix = (
+        "ILSVRC2012 validation images must be in class folders <imagenet_root>/val/<wnid>/ "
+        "(set dataset.loader.imagenet_root), or test on WebVision val with dataset.loader.test_set=webvision_val"
+    )
     if imagenet_root is None:
         raise ConfigError(f"dataset.loader.imagenet_root is not set; {fix}")
     val_dir = require_dir(Path(imagenet_root).expanduser() / "val", "ILSVRC2012 validation", fix)

@@ -12,12 +12,13 @@ import torch
 import torch.nn.functional as F
 
 from alignprune_exp.core.errors import ConfigError
+from alignprune_exp.losses.base import Criterion
 
 EPS = 1e-4
 
 
-class SOPPlus:
-    """The SOP+ criterion in the per-sample contract of ``losses.py``.
+class SOPPlus(Criterion):
+    """The SOP+ criterion in the per-sample contract of ``losses/base.py``.
 
     Per sample i of a batch (Y one-hot noisy labels, z weak-view logits, z' strong-view logits):
         s = clamp(u_i^2 Y, 0, 1); t = clamp(v_i^2 (1 - Y), 0, 1)
@@ -39,8 +40,17 @@ class SOPPlus:
     needs_strong_view = True
     per_sample_parameters = True  # u, v rows change only where a sample trains: one process only
 
-    def __init__(self, num_samples: int, num_classes: int, lr_u: float = 10.0, lr_v: float = 100.0,
-                 lambda_c: float = 0.9, lambda_b: float = 0.1, init_std: float = 1e-8, seed: int = 0):
+    def __init__(
+        self,
+        num_samples: int,
+        num_classes: int,
+        lr_u: float = 10.0,
+        lr_v: float = 100.0,
+        lambda_c: float = 0.9,
+        lambda_b: float = 0.1,
+        init_std: float = 1e-8,
+        seed: int = 0,
+    ):
         if int(num_samples) < 1 or int(num_classes) < 2:
             raise ConfigError(f"SOP+ needs num_samples >= 1 and num_classes >= 2, got {num_samples}, {num_classes}")
         for name, value in (("lr_u", lr_u), ("lr_v", lr_v), ("lambda_c", lambda_c), ("lambda_b", lambda_b)):
@@ -56,8 +66,11 @@ class SOPPlus:
         self._build_optimizer()
 
     def _build_optimizer(self) -> None:
-        self.optimizer = torch.optim.SGD([{"params": [self.u], "lr": self.lr_u},
-                                          {"params": [self.v], "lr": self.lr_v}], momentum=0.0, weight_decay=0.0)
+        self.optimizer = torch.optim.SGD(
+            [{"params": [self.u], "lr": self.lr_u}, {"params": [self.v], "lr": self.lr_v}],
+            momentum=0.0,
+            weight_decay=0.0,
+        )
 
     def _corrections(self, indices: torch.Tensor, onehot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """s (mass added on the label) and t (mass removed elsewhere) of the batch, with sparse gradients."""
@@ -69,8 +82,13 @@ class SOPPlus:
         q = (logits.float().softmax(1) + s - t.detach()).clamp(min=EPS)
         return F.normalize(q, p=1, dim=1, eps=EPS).clamp(EPS, 1.0)
 
-    def per_sample(self, logits: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor | None = None,
-                   logits_strong: torch.Tensor | None = None) -> torch.Tensor:
+    def per_sample(
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        indices: torch.Tensor | None = None,
+        logits_strong: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """CE_i + MSE_i + lambda_c KL_i per sample (plain cross-entropy when ``indices`` is None)."""
         if indices is None:
             return F.cross_entropy(logits.float(), targets, reduction="none")
@@ -102,7 +120,7 @@ class SOPPlus:
     def step(self) -> None:
         self.optimizer.step()
 
-    def to(self, device) -> "SOPPlus":
+    def to(self, device) -> SOPPlus:
         """Move u, v (and rebuild their optimizer, which holds no state at momentum 0); returns self."""
         self.u = self.u.detach().to(device).requires_grad_()
         self.v = self.v.detach().to(device).requires_grad_()

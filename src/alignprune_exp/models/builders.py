@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import ModuleType
 
-import timm
 import torch
 from torch import nn
 
@@ -16,9 +16,26 @@ from alignprune_exp.core.safe_load import safe_torch_load
 _FIXED_GRID = ("vit_", "deit", "swin", "beit", "eva")
 
 
-def build_model(name: str, num_classes: int, input_shape: tuple[int, ...] = (3, 32, 32),
-                width: int = 64, depth: int = 3, hidden: int = 256, dropout: float = 0.0,
-                drop_path_rate: float = 0.0, checkpoint: str | None = None, sync_bn: bool = False) -> nn.Module:
+def _timm() -> ModuleType:
+    """timm, imported where a timm model is named or built: it takes about half a second (and pulls in
+    wandb), which runs of the small CPU nets (``mlp``, ``small_cnn``) never need."""
+    import timm
+
+    return timm
+
+
+def build_model(
+    name: str,
+    num_classes: int,
+    input_shape: tuple[int, ...] = (3, 32, 32),
+    width: int = 64,
+    depth: int = 3,
+    hidden: int = 256,
+    dropout: float = 0.0,
+    drop_path_rate: float = 0.0,
+    checkpoint: str | None = None,
+    sync_bn: bool = False,
+) -> nn.Module:
     """Build a classifier by name.
 
     Args:
@@ -46,12 +63,14 @@ def build_model(name: str, num_classes: int, input_shape: tuple[int, ...] = (3, 
         model = MLP(num_classes, in_features=math.prod(input_shape), hidden=hidden, dropout=dropout)
     elif name == "mlp3":
         model = MLP3(num_classes, in_features=math.prod(input_shape), hidden=hidden)
-    elif timm.is_model(name):
+    elif _timm().is_model(name):
         model = timm_model(name, num_classes, tuple(input_shape), drop_path_rate)
     else:
-        raise ConfigError(f"unknown model '{name}': choose resnet18_cifar, small_cnn, mlp, mlp3 or a timm "
-                          "architecture name (resnet50, inception_resnet_v2, convnext_tiny, deit_small_patch16_224, "
-                          "swin_tiny_patch4_window7_224, ...)")
+        raise ConfigError(
+            f"unknown model '{name}': choose resnet18_cifar, small_cnn, mlp, mlp3 or a timm "
+            "architecture name (resnet50, inception_resnet_v2, convnext_tiny, deit_small_patch16_224, "
+            "swin_tiny_patch4_window7_224, ...)"
+        )
     if checkpoint:
         load_checkpoint(model, checkpoint)
     if sync_bn:
@@ -66,6 +85,7 @@ def timm_model(name: str, num_classes: int, input_shape: tuple[int, ...], drop_p
     kwargs: dict = {"num_classes": num_classes, "in_chans": int(input_shape[0])}
     if drop_path_rate:
         kwargs["drop_path_rate"] = float(drop_path_rate)
+    timm = _timm()
     default = timm.get_pretrained_cfg_value(name, "input_size")
     if name.startswith(_FIXED_GRID) and default is not None and tuple(default[1:]) != tuple(input_shape[1:]):
         kwargs["img_size"] = tuple(int(s) for s in input_shape[1:])
@@ -83,8 +103,10 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> None:
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise DataError(f"checkpoint file {path} does not exist; set model.checkpoint to a local weights file "
-                        "(nothing is downloaded)")
+        raise DataError(
+            f"checkpoint file {path} does not exist; set model.checkpoint to a local weights file "
+            "(nothing is downloaded)"
+        )
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -99,16 +121,17 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> None:
     state = {k.removeprefix("module."): v for k, v in state.items()}
     own = model.state_dict()
     head = classifier_prefixes(model)
-    state = {k: v for k, v in state.items()
-             if not (k.startswith(head) and (k not in own or own[k].shape != v.shape))}
+    state = {k: v for k, v in state.items() if not (k.startswith(head) and (k not in own or own[k].shape != v.shape))}
     wrong = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if k not in wrong}, strict=False)
     missing = [k for k in missing if not k.startswith(head) and not k.endswith("num_batches_tracked")]
     if wrong or missing or unexpected:
         example = (wrong or missing or unexpected)[0]
-        raise DataError(f"checkpoint {path} does not fit {type(model).__name__}: {len(wrong)} tensors of another "
-                        f"shape, {len(missing)} missing, {len(unexpected)} unexpected (e.g. {example}); use "
-                        "weights of the same architecture")
+        raise DataError(
+            f"checkpoint {path} does not fit {type(model).__name__}: {len(wrong)} tensors of another "
+            f"shape, {len(missing)} missing, {len(unexpected)} unexpected (e.g. {example}); use "
+            "weights of the same architecture"
+        )
 
 
 def classifier_prefixes(model: nn.Module) -> tuple[str, ...]:
@@ -122,7 +145,7 @@ def classifier_prefixes(model: nn.Module) -> tuple[str, ...]:
 
 def resnet18_cifar(num_classes: int, in_chans: int = 3) -> nn.Module:
     """timm ResNet-18 with the CIFAR stem: 3x3 stride-1 conv and no max-pool (32x32 inputs keep resolution)."""
-    model = timm.create_model("resnet18", pretrained=False, num_classes=num_classes, in_chans=in_chans)
+    model = _timm().create_model("resnet18", pretrained=False, num_classes=num_classes, in_chans=in_chans)
     model.conv1 = nn.Conv2d(in_chans, 64, kernel_size=3, stride=1, padding=1, bias=False)
     model.maxpool = nn.Identity()
     return model
@@ -136,8 +159,7 @@ class SmallCNN(nn.Sequential):
         channels = in_chans
         for i in range(depth):
             out = width * 2**i
-            layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out),
-                       nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
             if i < depth - 1:
                 layers.append(nn.MaxPool2d(2))
             channels = out
@@ -150,8 +172,13 @@ class MLP(nn.Sequential):
 
     def __init__(self, num_classes: int, in_features: int, hidden: int = 256, dropout: float = 0.0):
         super().__init__(
-            nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Flatten(),
+            nn.Linear(in_features, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
             nn.Linear(hidden, num_classes),
         )
 
@@ -162,8 +189,13 @@ class MLP3(nn.Sequential):
 
     def __init__(self, num_classes: int, in_features: int, hidden: int = 300):
         super().__init__(
-            nn.Flatten(), nn.Linear(in_features, 4 * hidden), nn.BatchNorm1d(4 * hidden), nn.Softsign(),
-            nn.Linear(4 * hidden, hidden), nn.BatchNorm1d(hidden), nn.Softsign(),
+            nn.Flatten(),
+            nn.Linear(in_features, 4 * hidden),
+            nn.BatchNorm1d(4 * hidden),
+            nn.Softsign(),
+            nn.Linear(4 * hidden, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.Softsign(),
             nn.Linear(hidden, num_classes),
         )
 
@@ -185,5 +217,7 @@ def features_and_logits(model: nn.Module, x):
         for layer in body:
             feats = layer(feats)
         return feats.flatten(1), head(feats)
-    raise ConfigError(f"{type(model).__name__} exposes no penultimate features: use a timm model or an "
-                      "nn.Sequential whose last layer is the classifier")
+    raise ConfigError(
+        f"{type(model).__name__} exposes no penultimate features: use a timm model or an "
+        "nn.Sequential whose last layer is the classifier"
+    )

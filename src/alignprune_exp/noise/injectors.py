@@ -6,8 +6,8 @@ from typing import Protocol
 
 import numpy as np
 
-from alignprune_exp.data.cifar import find_cifar_n_file
 from alignprune_exp.core.errors import ConfigError
+from alignprune_exp.data.cifar import find_cifar_n_file
 from alignprune_exp.noise.cifar_n import HUMAN_LABEL_KEYS, HUMAN_LABEL_SETS, load_human_labels
 from alignprune_exp.noise.synthetic import check_noise_setting, make_noisy_labels
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from alignprune_exp.data.cifar100_meta import CIFAR100_COARSE_OF_FINE
 from alignprune_exp.core.errors import ConfigError, DataError
+from alignprune_exp.data.cifar100_meta import CIFAR100_COARSE_OF_FINE
 
 NOISE_KINDS = ("sym", "asym", "pairflip")
 

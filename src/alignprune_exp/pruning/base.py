@@ -11,9 +11,7 @@ import torch
 from alignprune_exp.core.errors import ConfigError
 
 
-def is_annealing(
-    epoch: int, delta: float, progress: float | None = None, num_epochs: int | None = None
-) -> bool:
+def is_annealing(epoch: int, delta: float, progress: float | None = None, num_epochs: int | None = None) -> bool:
     """Whether an epoch belongs to the final full-data (annealing) phase.
 
     With ``progress`` (fraction of the forward-pass budget spent): annealing iff progress >= delta.
@@ -52,19 +50,38 @@ class Policy(ABC):
     """Chooses each epoch which samples train and with what loss weight; knows nothing of models.
 
     Each policy owns a CPU ``torch.Generator`` seeded from ``seed``; random draws happen on CPU and
-    move to the scores' device. After each ``select``, ``stats`` holds ``kept_fraction``,
-    ``below_mean_fraction`` and ``annealing`` for logging.
+    move to the scores' device. ``stats`` is always a dict: empty before the first ``select``, then
+    ``kept_fraction``, ``below_mean_fraction`` and ``annealing`` (plus policy-specific keys) for logging.
+
+    Capabilities are declared here with their defaults and overridden by the subclasses that have them;
+    the trainer and pipeline read them as plain attributes (never probe with hasattr/getattr):
+
+    - ``selects_in_batch``: the trainer draws batches of ``draw_batch_size`` samples and trains on the
+      positions ``select_in_batch`` returns (DivBS).
+    - ``draw_batch_size``: size of the drawn batches (None: the trainer's ``batch_size``).
+    - ``scores_unselected``: samples left out this epoch get a no-grad forward so the scorer keeps
+      observing them (IES).
+    - ``needs_warmup``: ``prepare(record)`` must run, with a cached warm-up record, before ``select``
+      (static policies).
+    - ``warmup_protocol``: which cached run that record comes from: ``"scoring"`` (the short static
+      warm-up) or ``"dynamics"`` (the full-length run).
+    - ``anneal_by``: ``"budget"`` or ``"epochs"``, the annealing rule (see ``_init_annealing``).
 
     Args:
         num_samples: size of the training set.
         seed: seed of the policy's private generator.
     """
 
+    selects_in_batch: bool = False
+    draw_batch_size: int | None = None
+    scores_unselected: bool = False
+    needs_warmup: bool = False
+    warmup_protocol: str = "scoring"
+    anneal_by: str = "budget"
+
     def __init__(self, num_samples: int, seed: int = 0) -> None:
         if int(num_samples) < 1:
-            raise ConfigError(
-                f"num_samples must be >= 1, got {num_samples}: check the dataset size"
-            )
+            raise ConfigError(f"num_samples must be >= 1, got {num_samples}: check the dataset size")
         self.num_samples = int(num_samples)
         self.seed = int(seed)
         self.generator = torch.Generator(device="cpu")
@@ -81,6 +98,31 @@ class Policy(ABC):
             (indices: int64 sorted ascending, on scores.device; weights: float32 [num_samples]
             on scores.device, 1.0 where not rescaled).
         """
+
+    def select_in_batch(
+        self, feats: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor
+    ) -> torch.Tensor:
+        """Positions (sorted int64) of a drawn batch's samples that train; only where ``selects_in_batch``.
+
+        Args:
+            feats: [B, d] penultimate features from a no-grad forward.
+            logits: [B, C] logits of the same forward.
+            y: [B] training (noisy) labels.
+            idx: [B] dataset indices.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} selects per epoch, not inside batches (selects_in_batch is False): "
+            "the trainer calls select_in_batch only on policies that declare selects_in_batch = True"
+        )
+
+    def prepare(self, record) -> None:
+        """Build the policy's selection from a cached warm-up record (the pipeline calls it where ``needs_warmup``).
+
+        Static policies implement it (``StaticPolicy.prepare``); dynamic ones select from live scores.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} takes no warm-up record: prepare(record) belongs to static policies"
+        )
 
     def _init_annealing(self, delta: float, num_epochs: int | None, anneal_by: str = "budget") -> None:
         """Validate and keep the annealing settings InfoBatch-style policies share (see ``is_annealing``).
@@ -99,7 +141,7 @@ class Policy(ABC):
 
     def annealing(self, epoch: int, progress: float | None) -> bool:
         """Whether this epoch is in the final full-data phase."""
-        if getattr(self, "anneal_by", "budget") == "epochs":
+        if self.anneal_by == "epochs":
             progress = None
         return is_annealing(epoch, self.delta, progress, self.num_epochs)
 
@@ -111,13 +153,9 @@ class Policy(ABC):
     def _check_scores(self, scores: torch.Tensor) -> torch.Tensor:
         """Validate a [num_samples] score vector; NaN scores mean an upstream bug."""
         if scores.shape != (self.num_samples,):
-            raise ValueError(
-                f"scores must have shape ({self.num_samples},), got {tuple(scores.shape)}"
-            )
+            raise ValueError(f"scores must have shape ({self.num_samples},), got {tuple(scores.shape)}")
         if torch.isnan(scores).any():
-            raise ValueError(
-                "scores contain NaN: the scorer produced an invalid value (a bug upstream)"
-            )
+            raise ValueError("scores contain NaN: the scorer produced an invalid value (a bug upstream)")
         return scores.detach()
 
     def _finish(
@@ -149,12 +187,10 @@ class Policy(ABC):
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         """Restore exactly, so the next ``select`` repeats the draw the saved policy would make."""
         if int(sd["num_samples"]) != self.num_samples:
-            raise ValueError(
-                f"state is for {sd['num_samples']} samples but this policy has {self.num_samples}"
-            )
+            raise ValueError(f"state is for {sd['num_samples']} samples but this policy has {self.num_samples}")
         self.generator.set_state(sd["generator"].cpu())
         self.stats = dict(sd["stats"])
 
-    def to(self, device: torch.device | str) -> "Policy":
+    def to(self, device: torch.device | str) -> Policy:
         """No device state (the generator stays on CPU); returns self."""
         return self

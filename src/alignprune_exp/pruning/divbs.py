@@ -90,9 +90,9 @@ class DivBS(Policy):
         seed: seed of the private generator for the greedy draws.
     """
 
-    def __init__(
-        self, num_samples: int, keep_fraction: float, draw_batch_size: int = 320, seed: int = 0
-    ) -> None:
+    selects_in_batch = True
+
+    def __init__(self, num_samples: int, keep_fraction: float, draw_batch_size: int = 320, seed: int = 0) -> None:
         super().__init__(num_samples, seed)
         if not 0.0 < float(keep_fraction) <= 1.0:
             raise ConfigError(f"keep_fraction must be in (0, 1], got {keep_fraction}")

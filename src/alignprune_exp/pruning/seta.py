@@ -14,7 +14,6 @@ from alignprune_exp.pruning.base import (
     floor_count,
 )
 
-
 SKETCH_SIZE = 4096
 
 
@@ -60,9 +59,7 @@ def _kmeans_pp_1d(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.
     return torch.sort(torch.stack(centers)).values
 
 
-def kmeans_1d(
-    values: torch.Tensor, k: int, n_init: int = 10, max_iter: int = 100, seed: int = 0
-) -> torch.Tensor:
+def kmeans_1d(values: torch.Tensor, k: int, n_init: int = 10, max_iter: int = 100, seed: int = 0) -> torch.Tensor:
     """Cluster boundaries of 1-D k-means on ``values`` sorted ascending.
 
     In one dimension every Lloyd assignment is a set of contiguous ranges of the sorted values cut at

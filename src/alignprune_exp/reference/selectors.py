@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from alignprune_exp.core.errors import ConfigError
+from alignprune_exp.pruning.static import Moderate, SmallLoss
 
 
 @dataclass
@@ -15,7 +16,7 @@ class ReferenceContext:
     """What a selector may use: labels of all training images and a warm-up runner over a pool of them.
 
     ``warmup(pool)`` trains a fresh model on the pool's noisy labels (short, cached) and returns its
-    record (see ``train/warmup.py``), for selectors that estimate a pseudo-clean set.
+    record (see ``pipeline/warmup.py``), for selectors that estimate a pseudo-clean set.
     """
 
     noisy_labels: np.ndarray
@@ -42,8 +43,14 @@ class CleanValReference:
 
     label_source = "clean"
 
-    def __init__(self, size: int | None = None, fraction: float | None = None, disjoint: bool = False,
-                 eval_size: int | None = None, batch_size: int | None = None):
+    def __init__(
+        self,
+        size: int | None = None,
+        fraction: float | None = None,
+        disjoint: bool = False,
+        eval_size: int | None = None,
+        batch_size: int | None = None,
+    ):
         self.disjoint = bool(disjoint)
         for name, value in (("eval_size", eval_size), ("batch_size", batch_size)):
             if value is not None and int(value) < 1:
@@ -78,7 +85,7 @@ class CleanValReference:
         ``eval_size`` drawn once by ``seed`` (the same for every training seed and pruner)."""
         if self.eval_size is None or self.eval_size >= n_reference:
             return np.arange(n_reference)
-        return np.sort(np.random.default_rng([int(seed), 7]).permutation(n_reference)[:self.eval_size])
+        return np.sort(np.random.default_rng([int(seed), 7]).permutation(n_reference)[: self.eval_size])
 
 
 class NoisyTrainReference(CleanValReference):
@@ -107,24 +114,29 @@ class PseudoCleanReference(CleanValReference):
     label_source = "noisy"
     METHODS = ("smalll", "moderate")
 
-    def __init__(self, method: str = "smalll", size: int | None = None, fraction: float | None = None,
-                 disjoint: bool = False, eval_size: int | None = None, batch_size: int | None = None):
-        super().__init__(size=size, fraction=fraction, disjoint=disjoint, eval_size=eval_size,
-                         batch_size=batch_size)
+    def __init__(
+        self,
+        method: str = "smalll",
+        size: int | None = None,
+        fraction: float | None = None,
+        disjoint: bool = False,
+        eval_size: int | None = None,
+        batch_size: int | None = None,
+    ):
+        super().__init__(size=size, fraction=fraction, disjoint=disjoint, eval_size=eval_size, batch_size=batch_size)
         if method not in self.METHODS:
             raise ConfigError(f"reference.method={method!r} is not one of: {', '.join(self.METHODS)}")
         self.method = method
 
     def select(self, pool: np.ndarray, size: int, context: ReferenceContext | None = None) -> np.ndarray:
         """``size`` pool images chosen by the method from a warm-up on the pool (record rows = sorted pool)."""
-        from alignprune_exp.pruning.static import Moderate, SmallLoss
-
         if context is None or context.warmup is None:
             raise ConfigError("a pseudo-clean reference needs a warm-up runner: build the data through the CLI")
         ordered = np.sort(np.asarray(pool))
         record = context.warmup(ordered)
         selector = {"smalll": SmallLoss, "moderate": Moderate}[self.method](
-            num_samples=len(ordered), keep_fraction=size / len(ordered))
+            num_samples=len(ordered), keep_fraction=size / len(ordered)
+        )
         picks = selector.choose(record, budget=size).cpu().numpy()
         return ordered[picks]
 

@@ -49,8 +49,10 @@ def read_rows(path: str | Path) -> tuple[list[dict], list[str]]:
             if not fields:
                 continue
             if len(fields) != len(header):
-                problems.append(f"{path}:{reader.line_num}: {len(fields)} fields, expected {len(header)} "
-                                "(a torn or glued row; skipped)")
+                problems.append(
+                    f"{path}:{reader.line_num}: {len(fields)} fields, expected {len(header)} "
+                    "(a torn or glued row; skipped)"
+                )
                 continue
             rows.append(dict(zip(header, fields)))
     return rows, problems
@@ -75,8 +77,12 @@ def report(problems: list[str], limit: int = 10) -> None:
     import sys
 
     if problems:
-        print(f"skipped {len(problems)} unreadable row(s): " + "; ".join(problems[:limit])
-              + (" ..." if len(problems) > limit else ""), file=sys.stderr)
+        print(
+            f"skipped {len(problems)} unreadable row(s): "
+            + "; ".join(problems[:limit])
+            + (" ..." if len(problems) > limit else ""),
+            file=sys.stderr,
+        )
 
 
 def rebuild_index(results_dir: str | Path, filename: str = "runs.csv") -> tuple[Path, int]:

@@ -8,16 +8,15 @@ and recomputed.
 
 from __future__ import annotations
 
-import io
 import logging
 import random
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from alignprune_exp.runs.durable import atomic_write_bytes
 from alignprune_exp.core.errors import ConfigError
+from alignprune_exp.core.safe_load import safe_torch_load
+from alignprune_exp.runs.durable import atomic_torch_save
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +26,16 @@ FORMAT = 1
 def _rng_state() -> dict:
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     version, internal, gauss_next = random.getstate()
-    return {"numpy": {"kind": kind, "keys": np.asarray(keys), "pos": int(pos), "has_gauss": int(has_gauss),
-                      "gauss": float(gauss)},
-            "python": {"version": version, "state": list(internal), "gauss_next": gauss_next}}
+    return {
+        "numpy": {
+            "kind": kind,
+            "keys": np.asarray(keys),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
+        "python": {"version": version, "state": list(internal), "gauss_next": gauss_next},
+    }
 
 
 def _set_rng_state(sd: dict) -> None:
@@ -58,14 +64,18 @@ class Checkpointer:
 
     def payload(self) -> dict:
         t = self.trainer
-        return {"format": FORMAT, "run_id": self.run_id, "state": t.state.state_dict(),
-                "history": [dict(r) for r in t.history], "last_test": list(t.last_test),
-                "rng_host": _rng_state(), "parts": {k: p.state_dict() for k, p in self.parts.items()}}
+        return {
+            "format": FORMAT,
+            "run_id": self.run_id,
+            "state": t.state.state_dict(),
+            "history": [dict(r) for r in t.history],
+            "last_test": list(t.last_test),
+            "rng_host": _rng_state(),
+            "parts": {k: p.state_dict() for k, p in self.parts.items()},
+        }
 
     def save(self) -> Path:
-        buf = io.BytesIO()
-        torch.save(self.payload(), buf)
-        atomic_write_bytes(self.path, buf.getvalue(), kill_point="ckpt_write")
+        atomic_torch_save(self.payload(), self.path)
         self.saved_epoch = self.trainer.state.epoch
         return self.path
 
@@ -76,14 +86,14 @@ class Checkpointer:
 
     def restore(self) -> list[dict]:
         """Load ``checkpoint.pt`` into the trainer and parts; returns the epoch records it holds."""
-        from alignprune_exp.core.safe_load import safe_torch_load
-
         sd = safe_torch_load(self.path)
         if not isinstance(sd, dict) or sd.get("format") != FORMAT:
             raise ConfigError(f"{self.path} is not a checkpoint of this version: delete it to start the run over")
         if sd["run_id"] != self.run_id:
-            raise ConfigError(f"{self.path} belongs to another config (run id {sd['run_id']}, this config "
-                              f"{self.run_id}): resume it with its own overrides, or start a new run")
+            raise ConfigError(
+                f"{self.path} belongs to another config (run id {sd['run_id']}, this config "
+                f"{self.run_id}): resume it with its own overrides, or start a new run"
+            )
         t = self.trainer
         t.state.load_state_dict(sd["state"])
         t.history[:] = list(sd["history"])

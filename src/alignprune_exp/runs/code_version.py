@@ -15,9 +15,11 @@ SOURCE = Path(__file__).resolve().parents[1]  # the package folder
 def code_version() -> str:
     """``git:<commit>`` (``+dirty`` with uncommitted changes to tracked files) or ``pkg:<version>``."""
     try:
+
         def git(*args):
-            return subprocess.run(["git", "-C", str(SOURCE), *args], capture_output=True, text=True, timeout=10,
-                                  check=True).stdout.strip()
+            return subprocess.run(
+                ["git", "-C", str(SOURCE), *args], capture_output=True, text=True, timeout=10, check=True
+            ).stdout.strip()
 
         top = Path(git("rev-parse", "--show-toplevel")).resolve()
         if top / "src" / "alignprune_exp" != SOURCE:  # an installed copy inside some other repository

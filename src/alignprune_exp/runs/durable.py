@@ -1,43 +1,60 @@
-"""File writes that either complete or fail loudly: atomic replaces and checked appends."""
+"""File writes that either complete or fail loudly: atomic replaces and checked appends.
+
+Every byte these functions write goes through the module global ``_os_write`` (``os.write``), looked up at
+call time: replacing ``alignprune_exp.runs.durable._os_write`` changes every durable write, whichever module
+imported the functions (the tests' fault injection uses it to tear writes and fill the disk).
+"""
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
-from alignprune_exp import faultinject
+import torch
+
+_os_write = os.write
 
 
-def write_all(fd: int, data: bytes, write=os.write) -> None:
-    """Write every byte of ``data`` (``os.write`` may write fewer); raise OSError when the disk takes none."""
+def write_all(fd: int, data: bytes, write=None) -> None:
+    """Write every byte of ``data`` (a write may take fewer); raise OSError when the disk takes none.
+
+    ``write`` defaults to this module's ``_os_write``, read at each call.
+    """
     view = memoryview(data)
     while view:
-        n = write(fd, view.tobytes())
+        n = (write or _os_write)(fd, view.tobytes())
         if n <= 0:
             raise OSError(f"wrote 0 of {len(view)} remaining bytes")
         view = view[n:]
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, kill_point: str | None = None) -> Path:
-    """Write ``path`` through a temporary file, fsync, then rename: readers see the old or the new file, whole.
-
-    ``kill_point`` names a fault-injection point hit halfway through the write (tests of torn writes).
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``path`` through a temporary file, fsync, rename, fsync the folder: readers see the old or the
+    new file, whole. On any error the temporary file is removed and the error re-raised (``path`` untouched).
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: parallel writers never share one
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        half = len(data) // 2
-        write_all(fd, data[:half])
-        if kill_point:
-            faultinject.kill_point(kill_point)
-        write_all(fd, data[half:])
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     _fsync_dir(path.parent)
     return path
+
+
+def atomic_torch_save(obj, path: str | Path) -> Path:
+    """``torch.save(obj, path)`` through :func:`atomic_write_bytes` (serialised in memory first)."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getbuffer())
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -66,7 +83,7 @@ def append_checked(path: str | Path, payload: bytes, header: bytes = b"") -> Non
         if size > 0 and os.pread(fd, 1, size - 1) != b"\n":
             prefix = b"\n"
         try:
-            write_all(fd, prefix + payload, write=faultinject.os_write)
+            write_all(fd, prefix + payload)
             os.fsync(fd)
         except BaseException:
             os.ftruncate(fd, size)

@@ -10,7 +10,31 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-class CSVLogger:
+class RunLogger:
+    """The metric-sink contract: ``start`` once, one call per epoch record, ``finish`` once.
+
+    Every hook is a no-op by default, so a sink overrides only what it needs; the pipeline calls all four
+    without probing for them.
+    """
+
+    def start(self, run_dir: str | Path, config: dict, name: str, tags: list[str]) -> None:
+        """Open the sink for the run in ``run_dir`` (``config``: the resolved run config)."""
+
+    def __call__(self, record: dict, extras: dict) -> None:
+        """Log one epoch ``record``; ``extras`` holds tensors (scores, is_noisy, ...) for richer sinks."""
+
+    def resume(self, history: list[dict]) -> None:
+        """Called after ``start`` on a resumed run with the epoch records kept by its checkpoint.
+
+        No-op by default. ``CSVLogger`` rewrites ``metrics.csv`` with exactly these records and
+        ``WandbLogger`` re-logs them to its new W&B run.
+        """
+
+    def finish(self, summary: dict | None, exit_code: int) -> None:
+        """Close the sink with the run's summary (None if the run ended before one was recorded) and exit code."""
+
+
+class CSVLogger(RunLogger):
     """Writes ``metrics.csv`` in the run directory (columns fixed by the first epoch's record)."""
 
     def __init__(self):
@@ -37,20 +61,24 @@ class CSVLogger:
         for record in history:
             self(record, {})
 
-    def finish(self, summary: dict | None, exit_code: int) -> None:
-        pass
 
-
-class WandbLogger:
+class WandbLogger(RunLogger):
     """One W&B run per Hydra job: per-epoch metrics, clean/noisy score histograms, the run summary.
 
     Offline unless ``mode`` says otherwise (default from ``WANDB_MODE``); an online init that cannot reach
     the server within ``init_timeout`` falls back to offline instead of blocking the job.
     """
 
-    def __init__(self, project: str = "alignprune-exp", entity: str | None = None, mode: str = "offline",
-                 group: str | None = None, job_type: str = "train", init_timeout: float = 10,
-                 histogram_every: int = 5):
+    def __init__(
+        self,
+        project: str = "alignprune-exp",
+        entity: str | None = None,
+        mode: str = "offline",
+        group: str | None = None,
+        job_type: str = "train",
+        init_timeout: float = 10,
+        histogram_every: int = 5,
+    ):
         self.project, self.entity, self.mode, self.group = project, entity, mode, group
         self.job_type, self.init_timeout, self.histogram_every = job_type, init_timeout, histogram_every
         self.run = None
@@ -58,9 +86,18 @@ class WandbLogger:
     def start(self, run_dir: str | Path, config: dict, name: str, tags: list[str]) -> None:
         import wandb
 
-        kwargs = dict(project=self.project, entity=self.entity, group=self.group, job_type=self.job_type,
-                      name=name, tags=tags, config=config, dir=str(run_dir), reinit="finish_previous",
-                      settings=wandb.Settings(init_timeout=self.init_timeout, console="off"))
+        kwargs = dict(
+            project=self.project,
+            entity=self.entity,
+            group=self.group,
+            job_type=self.job_type,
+            name=name,
+            tags=tags,
+            config=config,
+            dir=str(run_dir),
+            reinit="finish_previous",
+            settings=wandb.Settings(init_timeout=self.init_timeout, console="off"),
+        )
         try:
             self.run = wandb.init(mode=self.mode, **kwargs)
         except Exception as err:  # network failures surface as several exception types

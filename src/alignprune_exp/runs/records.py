@@ -15,17 +15,48 @@ import logging
 import math
 from pathlib import Path
 
-from alignprune_exp.runs.durable import append_checked, atomic_write_bytes
 from alignprune_exp.core.errors import ResultsWriteError
+from alignprune_exp.runs.durable import append_checked, atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
 RESULT_COLUMNS = [
-    "timestamp", "experiment", "dataset", "noise", "model", "pruner", "ratio", "reference", "loss", "optimizer", "seed",
-    "target_ratio", "achieved_ratio", "final_test_acc", "best_test_acc", "epochs", "epochs_run",
-    "noise_rate", "mean_score_noise_auroc", "final_score_noise_auroc", "final_loss_noise_auroc", "mean_kept_noisy_fraction",
-    "avg_pruned_fraction", "train_fwd", "reference_fwd", "n_train", "n_reference", "n_test", "test_split",
-    "wall_time_s", "device", "overrides", "run_dir", "status", "code_version", "run_id",
+    "timestamp",
+    "experiment",
+    "dataset",
+    "noise",
+    "model",
+    "pruner",
+    "ratio",
+    "reference",
+    "loss",
+    "optimizer",
+    "seed",
+    "target_ratio",
+    "achieved_ratio",
+    "final_test_acc",
+    "best_test_acc",
+    "epochs",
+    "epochs_run",
+    "noise_rate",
+    "mean_score_noise_auroc",
+    "final_score_noise_auroc",
+    "final_loss_noise_auroc",
+    "mean_kept_noisy_fraction",
+    "avg_pruned_fraction",
+    "train_fwd",
+    "reference_fwd",
+    "n_train",
+    "n_reference",
+    "n_test",
+    "test_split",
+    "wall_time_s",
+    "device",
+    "overrides",
+    "run_dir",
+    "status",
+    "code_version",
+    "run_id",
 ]
 
 
@@ -55,6 +86,9 @@ class RunRecorder:
         """Write ``summary.json`` atomically."""
         return write_json_atomic(self.run_dir / "summary.json", summary)
 
+    def append_row(self, results_dir: str | Path, summary: dict, filename: str = "runs.csv") -> Path:
+        """Append the run's row to ``results_dir/filename`` (see :func:`append_result_row`)."""
+        return append_result_row(results_dir, summary, filename=filename)
 
     def rewrite_metrics(self, history: list[dict]) -> None:
         """Replace ``metrics.jsonl`` by exactly these records (on resume: drop epochs after the checkpoint)."""
@@ -114,7 +148,8 @@ def append_result_row(results_dir: str | Path, row: dict, filename: str = "runs.
             raise ResultsWriteError(
                 f"could not append the result row to {path} ({err.strerror or err}); the file is unchanged and "
                 f"the run's summary.json has the result: free space, then run "
-                f"scripts/summarize_runs.py --rebuild {results_dir}") from None
+                f"scripts/summarize_runs.py --rebuild {results_dir}"
+            ) from None
     if path.name != filename:
         log.warning("%s has a different column set; this row went to %s", results_dir / filename, path)
     return path

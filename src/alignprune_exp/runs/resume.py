@@ -12,22 +12,17 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
-
-from alignprune_exp.runs.durable import atomic_write_bytes
 from alignprune_exp.core.errors import ConfigError
+from alignprune_exp.runs.durable import atomic_write_bytes
 
 # Keys that do not change what a run computes, left out of its id.
-NOT_IN_RUN_ID = ("resume", "checkpoint_every", "stop_grace_s", "progress_bar", "logger", "checkpoint",
-                 "results_file")
+NOT_IN_RUN_ID = ("resume", "checkpoint_every", "stop_grace_s", "progress_bar", "logger", "checkpoint", "results_file")
 FINAL_STATUSES = ("completed", "diverged")  # a relaunch with resume=auto skips these: they have their row
 
 
-def run_id(cfg: DictConfig) -> str:
-    """16 hex digits identifying what the run computes."""
-    config = OmegaConf.to_container(cfg, resolve=True)
-    for key in NOT_IN_RUN_ID:
-        config.pop(key, None)
+def run_id(config: dict) -> str:
+    """16 hex digits identifying what the run computes, from its resolved config (a plain dict)."""
+    config = {k: v for k, v in config.items() if k not in NOT_IN_RUN_ID}
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -51,30 +46,33 @@ def read_index(results_dir: str | Path, rid: str) -> dict | None:
 @dataclass
 class ResumePlan:
     run_dir: Path
-    resume_from: Path | None = None   # checkpoint.pt to continue from
-    done: dict | None = None          # summary of a finished run (nothing to do)
+    resume_from: Path | None = None  # checkpoint.pt to continue from
+    done: dict | None = None  # summary of a finished run (nothing to do)
 
 
-def plan(cfg: DictConfig, rid: str, default_run_dir: str | Path) -> ResumePlan:
-    """Where this run writes and what it continues from, following ``cfg.resume``."""
-    resume = cfg.get("resume")
+def plan(resume: str | None, results_dir: str | Path, rid: str, default_run_dir: str | Path) -> ResumePlan:
+    """Where this run writes and what it continues from, following ``resume`` (None, ``auto`` or a run folder)."""
     if resume in (None, "", "never"):
         return ResumePlan(Path(default_run_dir))
     if resume == "auto":
-        entry = read_index(cfg.results_dir, rid)
+        entry = read_index(results_dir, rid)
         if entry is None or not Path(entry["run_dir"]).is_dir():
             return ResumePlan(Path(default_run_dir))
         run_dir = Path(entry["run_dir"])
     else:
         run_dir = Path(str(resume))
         if not (run_dir / "checkpoint.pt").is_file() and not (run_dir / "summary.json").is_file():
-            raise ConfigError(f"resume={resume}: no checkpoint.pt or summary.json in that folder; give a run folder "
-                              "of an interrupted run, or resume=auto")
+            raise ConfigError(
+                f"resume={resume}: no checkpoint.pt or summary.json in that folder; give a run folder "
+                "of an interrupted run, or resume=auto"
+            )
     summary = _read_summary(run_dir)
     if resume != "auto" and summary and summary.get("run_id") not in (None, rid):
-        raise ConfigError(f"resume={resume} was run with another config (run id {summary.get('run_id')}, this one "
-                          f"{rid}): resume it with its own overrides")
-    entry = read_index(cfg.results_dir, rid)
+        raise ConfigError(
+            f"resume={resume} was run with another config (run id {summary.get('run_id')}, this one "
+            f"{rid}): resume it with its own overrides"
+        )
+    entry = read_index(results_dir, rid)
     finished = entry is not None and entry["status"] in FINAL_STATUSES and Path(entry["run_dir"]) == run_dir
     if finished and summary and summary.get("run_id") == rid:  # the index is marked after the row is written
         return ResumePlan(run_dir, done=summary)

@@ -6,11 +6,13 @@ for CIFAR, and never copied into committed result folders.
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from alignprune_exp.runs.durable import atomic_write_bytes
 
 
 class SnapshotRecorder:
@@ -39,9 +41,14 @@ class SnapshotRecorder:
         self.save()
 
     def state_dict(self) -> dict:
-        return {"points": list(self.points), "epochs": list(self.epochs), "progress": list(self.progress),
-                "scores": [torch.from_numpy(a) for a in self.scores], "losses": [torch.from_numpy(a) for a in self.losses],
-                "is_noisy": None if self.is_noisy is None else torch.from_numpy(self.is_noisy)}
+        return {
+            "points": list(self.points),
+            "epochs": list(self.epochs),
+            "progress": list(self.progress),
+            "scores": [torch.from_numpy(a) for a in self.scores],
+            "losses": [torch.from_numpy(a) for a in self.losses],
+            "is_noisy": None if self.is_noisy is None else torch.from_numpy(self.is_noisy),
+        }
 
     def load_state_dict(self, sd: dict) -> None:
         """Restore from a checkpoint and rewrite the file to match it (later snapshots are dropped)."""
@@ -55,11 +62,17 @@ class SnapshotRecorder:
             self.path.unlink(missing_ok=True)
 
     def save(self) -> None:
-        """Rewrite the file atomically with every snapshot so far."""
-        tmp = self.path.with_name(self.path.name + ".tmp.npz")
-        np.savez_compressed(tmp, epochs=np.array(self.epochs), progress=np.array(self.progress),
-                            scores=np.stack(self.scores), losses=np.stack(self.losses), is_noisy=self.is_noisy)
-        os.replace(tmp, self.path)
+        """Rewrite the file atomically (temporary file, fsync, rename) with every snapshot so far."""
+        buf = io.BytesIO()
+        np.savez_compressed(
+            buf,
+            epochs=np.array(self.epochs),
+            progress=np.array(self.progress),
+            scores=np.stack(self.scores),
+            losses=np.stack(self.losses),
+            is_noisy=self.is_noisy,
+        )
+        atomic_write_bytes(self.path, buf.getbuffer())
 
 
 def load_snapshots(path: str | Path) -> dict[str, np.ndarray]:

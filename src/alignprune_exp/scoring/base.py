@@ -25,11 +25,7 @@ def last_occurrence(indices: torch.Tensor) -> torch.Tensor:
 def load_tensor(sd: dict[str, Any], key: str, like: torch.Tensor) -> torch.Tensor:
     """A copy of ``sd[key]`` on ``like``'s device, checked against ``like``'s dtype and shape."""
     value = sd[key]
-    if (
-        not isinstance(value, torch.Tensor)
-        or value.dtype != like.dtype
-        or value.shape != like.shape
-    ):
+    if not isinstance(value, torch.Tensor) or value.dtype != like.dtype or value.shape != like.shape:
         raise ValueError(
             f"state_dict[{key!r}] should be a {like.dtype} tensor of shape {tuple(like.shape)}, "
             f"got {getattr(value, 'dtype', type(value))} {tuple(getattr(value, 'shape', ()))}"
@@ -52,9 +48,7 @@ class Scorer(ABC):
 
     def __init__(self, num_samples: int, unobserved_loss: float = 0.0) -> None:
         if int(num_samples) < 1:
-            raise ConfigError(
-                f"num_samples must be >= 1, got {num_samples}: check the dataset size"
-            )
+            raise ConfigError(f"num_samples must be >= 1, got {num_samples}: check the dataset size")
         self.num_samples = int(num_samples)
         self._last_loss = torch.full((self.num_samples,), float(unobserved_loss))
         self._observed = torch.zeros(self.num_samples, dtype=torch.bool)
@@ -112,13 +106,11 @@ class Scorer(ABC):
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         """Restore from ``state_dict()`` output; tensors land on the scorer's current device."""
         if int(sd["num_samples"]) != self.num_samples:
-            raise ValueError(
-                f"state is for {sd['num_samples']} samples but this scorer has {self.num_samples}"
-            )
+            raise ValueError(f"state is for {sd['num_samples']} samples but this scorer has {self.num_samples}")
         self._last_loss = load_tensor(sd, "last_loss", self._last_loss)
         self._observed = load_tensor(sd, "observed", self._observed)
 
-    def to(self, device: torch.device | str) -> "Scorer":
+    def to(self, device: torch.device | str) -> Scorer:
         """Move all state to ``device``; returns self."""
         self._last_loss = self._last_loss.to(device)
         self._observed = self._observed.to(device)

@@ -93,7 +93,7 @@ class SecondOrderScorer(Scorer):
         self.min_observations = int(sd["min_observations"])
         self._cache = None
 
-    def to(self, device: torch.device | str) -> "SecondOrderScorer":
+    def to(self, device: torch.device | str) -> SecondOrderScorer:
         """Move the bank to ``device``; returns self."""
         super().to(device)
         self._losses, self._count = self._losses.to(device), self._count.to(device)

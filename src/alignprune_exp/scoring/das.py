@@ -52,8 +52,7 @@ def das_scores(
         y = y.unsqueeze(0)
     if y.shape[-1] != x.shape[1] or y.shape[0] not in (1, x.shape[0]) or y.dim() != 2:
         raise ValueError(
-            f"ref_losses must be [T] or [n, T] matching losses {tuple(x.shape)}, "
-            f"got {tuple(ref_losses.shape)}"
+            f"ref_losses must be [T] or [n, T] matching losses {tuple(x.shape)}, got {tuple(ref_losses.shape)}"
         )
     y = y.expand_as(x)
     valid = torch.isfinite(x) & torch.isfinite(y)
@@ -144,9 +143,7 @@ class DASScorer(Scorer):
         if min_observations is None:
             min_observations = 3 if window is None else min(3, int(window))
         if int(min_observations) < 2 or (window is not None and int(min_observations) > int(window)):
-            raise ConfigError(
-                f"min_observations must be in [2, window={window}], got {min_observations}"
-            )
+            raise ConfigError(f"min_observations must be in [2, window={window}], got {min_observations}")
         self.window, self.rho, self.dtype = (None if window is None else int(window)), rho, dtype
         self.min_observations = int(min_observations)
         capacity = 8 if window is None else self.window
@@ -220,9 +217,7 @@ class DASScorer(Scorer):
             if ref_at is None:
                 self._cache = torch.zeros(self.num_samples, device=self.device)
             else:
-                self._cache = das_scores(
-                    self._losses.float(), ref_at, stored, self.rho, self.min_observations
-                )
+                self._cache = das_scores(self._losses.float(), ref_at, stored, self.rho, self.min_observations)
         return self._cache
 
     def trajectories(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -268,7 +263,7 @@ class DASScorer(Scorer):
         self.cold_start_fraction = float(sd.get("cold_start_fraction", 0.5))
         self._cache = None
 
-    def to(self, device: torch.device | str) -> "DASScorer":
+    def to(self, device: torch.device | str) -> DASScorer:
         """Move bank, counts and reference history to ``device``; returns self."""
         super().to(device)
         self._losses, self._epochs = self._losses.to(device), self._epochs.to(device)

@@ -21,7 +21,7 @@ class ForwardBudget:
     spent: int = 0
 
     @classmethod
-    def from_ratio(cls, epochs: int, num_samples: int, ratio: float) -> "ForwardBudget":
+    def from_ratio(cls, epochs: int, num_samples: int, ratio: float) -> ForwardBudget:
         """Budget for ``ratio`` pruning relative to ``epochs`` full-data epochs over ``num_samples``."""
         if not 0 <= ratio < 1:
             raise ConfigError(f"ratio={ratio} must be in [0, 1)")

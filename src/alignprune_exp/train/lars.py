@@ -14,7 +14,7 @@ The trust ratio uses the raw gradient's norm and scales the whole momentum buffe
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -36,16 +36,32 @@ class Lars(torch.optim.Optimizer):
         grad_clip: element-wise clamp of the decayed gradient to [-grad_clip, grad_clip]; null for none.
     """
 
-    def __init__(self, params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                 eta: float = 1e-3, eps: float = 0.0, trust_clip: float = 50.0, grad_clip: float | None = 10.0):
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        eta: float = 1e-3,
+        eps: float = 0.0,
+        trust_clip: float = 50.0,
+        grad_clip: float | None = 10.0,
+    ):
         for name, value in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay), ("eps", eps)):
             if float(value) < 0:
                 raise ConfigError(f"LARS {name} must be >= 0, got {value}")
         if float(eta) <= 0 or float(trust_clip) <= 0 or (grad_clip is not None and float(grad_clip) <= 0):
             raise ConfigError(f"LARS eta, trust_clip and grad_clip must be > 0, got {eta}, {trust_clip}, {grad_clip}")
-        defaults = dict(lr=float(lr), momentum=float(momentum), weight_decay=float(weight_decay), eta=float(eta),
-                        eps=float(eps), trust_clip=float(trust_clip),
-                        grad_clip=None if grad_clip is None else float(grad_clip), lars=True)
+        defaults = dict(
+            lr=float(lr),
+            momentum=float(momentum),
+            weight_decay=float(weight_decay),
+            eta=float(eta),
+            eps=float(eps),
+            trust_clip=float(trust_clip),
+            grad_clip=None if grad_clip is None else float(grad_clip),
+            lars=True,
+        )
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -89,9 +105,17 @@ def _norm_and_bias_params(model: nn.Module) -> set[int]:
     return ids | {id(p) for name, p in model.named_parameters() if name.endswith("bias")}
 
 
-def lars(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4, eta: float = 1e-3,
-         eps: float = 0.0, trust_clip: float = 50.0, grad_clip: float | None = 10.0,
-         adapt_norm_and_bias: bool = True) -> Lars:
+def lars(
+    model: nn.Module,
+    lr: float,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    eta: float = 1e-3,
+    eps: float = 0.0,
+    trust_clip: float = 50.0,
+    grad_clip: float | None = 10.0,
+    adapt_norm_and_bias: bool = True,
+) -> Lars:
     """LARS over ``model``'s trainable parameters (``optimizer=lars``).
 
     ``adapt_norm_and_bias=True``: one group, every parameter adapted and decayed (InfoBatch's CIFAR example).
@@ -103,8 +127,18 @@ def lars(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float
         groups = [{"params": params}]
     else:
         skip = _norm_and_bias_params(model)
-        groups = [{"params": [p for p in params if id(p) not in skip]},
-                  {"params": [p for p in params if id(p) in skip], "weight_decay": 0.0, "lars": False}]
+        groups = [
+            {"params": [p for p in params if id(p) not in skip]},
+            {"params": [p for p in params if id(p) in skip], "weight_decay": 0.0, "lars": False},
+        ]
         groups = [g for g in groups if g["params"]]
-    return Lars(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, eps=eps,
-                trust_clip=trust_clip, grad_clip=grad_clip)
+    return Lars(
+        groups,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        eta=eta,
+        eps=eps,
+        trust_clip=trust_clip,
+        grad_clip=grad_clip,
+    )

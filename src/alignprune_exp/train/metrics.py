@@ -5,9 +5,7 @@ from __future__ import annotations
 import torch
 
 
-def auroc(
-    scores: torch.Tensor, positives: torch.Tensor, mask: torch.Tensor | None = None
-) -> float:
+def auroc(scores: torch.Tensor, positives: torch.Tensor, mask: torch.Tensor | None = None) -> float:
     """Mann-Whitney AUROC that positives score higher than negatives, ties counted 1/2.
 
     Rank-based with average ranks for ties, O(n log n), on the tensors' device.
@@ -34,25 +32,19 @@ def auroc(
     if n_pos == 0 or n_neg == 0:
         return float("nan")
     sorted_scores, order = torch.sort(scores)
-    _, inverse, counts = torch.unique_consecutive(
-        sorted_scores, return_inverse=True, return_counts=True
-    )
+    _, inverse, counts = torch.unique_consecutive(sorted_scores, return_inverse=True, return_counts=True)
     ends = counts.cumsum(0).double()
     avg_rank = ends - (counts.double() - 1) / 2  # 1-based mean rank of each tie group
     rank_sum = avg_rank[inverse][positives[order]].sum().item()
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
-def noise_auroc(
-    scores: torch.Tensor, is_noisy: torch.Tensor, mask: torch.Tensor | None = None
-) -> float:
+def noise_auroc(scores: torch.Tensor, is_noisy: torch.Tensor, mask: torch.Tensor | None = None) -> float:
     """AUROC that a score puts noisy samples at the pruned (low) end; 1.0 = all noisy go first."""
     return auroc(-scores.detach().double(), is_noisy, mask)
 
 
-def loss_noise_auroc(
-    losses: torch.Tensor, is_noisy: torch.Tensor, mask: torch.Tensor | None = None
-) -> float:
+def loss_noise_auroc(losses: torch.Tensor, is_noisy: torch.Tensor, mask: torch.Tensor | None = None) -> float:
     """AUROC that a high loss flags noisy samples; peaks, then falls as labels get memorised."""
     return auroc(losses, is_noisy, mask)
 
@@ -65,9 +57,7 @@ def kept_noisy_fraction(indices: torch.Tensor, is_noisy: torch.Tensor) -> float:
     return noisy.double().mean().item()
 
 
-def weighted_noisy_share(
-    indices: torch.Tensor, weights: torch.Tensor, is_noisy: torch.Tensor
-) -> float:
+def weighted_noisy_share(indices: torch.Tensor, weights: torch.Tensor, is_noisy: torch.Tensor) -> float:
     """Noisy share of the loss weight that trains: sum of w over kept noisy / sum of w over kept.
 
     Args:
@@ -80,3 +70,29 @@ def weighted_noisy_share(
     w = weights.to(indices.device, torch.float64)[indices]
     noisy = is_noisy.to(indices.device, torch.bool)[indices]
     return (w * noisy).sum().item() / w.sum().item()
+
+
+def mean_losses(last_loss: torch.Tensor, observed: torch.Tensor, is_noisy: torch.Tensor) -> dict[str, float]:
+    """Mean last observed loss of the clean and of the noisy samples (NaN for a group not yet observed)."""
+    seen_clean, seen_noisy = observed & ~is_noisy, observed & is_noisy
+    return {
+        "loss/mean_clean": last_loss[seen_clean].mean().item() if seen_clean.any() else float("nan"),
+        "loss/mean_noisy": last_loss[seen_noisy].mean().item() if seen_noisy.any() else float("nan"),
+    }
+
+
+def noise_detection(
+    scores: torch.Tensor,
+    trained: torch.Tensor,
+    weights: torch.Tensor,
+    last_loss: torch.Tensor,
+    observed: torch.Tensor,
+    is_noisy: torch.Tensor,
+) -> dict[str, float]:
+    """How much of an epoch's training was on noisy samples, and how well score and loss flag them."""
+    return {
+        "prune/kept_noisy_fraction": kept_noisy_fraction(trained, is_noisy),
+        "prune/weighted_noisy_share": weighted_noisy_share(trained, weights, is_noisy),
+        "score/noise_auroc": noise_auroc(scores, is_noisy),
+        "loss/noise_auroc": loss_noise_auroc(last_loss, is_noisy, mask=observed),
+    }

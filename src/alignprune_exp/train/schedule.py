@@ -45,8 +45,15 @@ class OneCycle(LRSchedule):
     cycles inversely to the lr, max_momentum -> base_momentum while the lr rises, back while it falls
     (InfoBatch's CIFAR example). ``cycle_momentum=False`` leaves the optimizer's momentum as configured."""
 
-    def __init__(self, pct_start: float = 0.3, div_factor: float = 25.0, final_div_factor: float = 1e4,
-                 cycle_momentum: bool = True, base_momentum: float = 0.85, max_momentum: float = 0.95):
+    def __init__(
+        self,
+        pct_start: float = 0.3,
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        cycle_momentum: bool = True,
+        base_momentum: float = 0.85,
+        max_momentum: float = 0.95,
+    ):
         self.pct_start, self.div_factor, self.final_div_factor = pct_start, div_factor, final_div_factor
         self.cycle_momentum = bool(cycle_momentum)
         self.base_momentum, self.max_momentum = float(base_momentum), float(max_momentum)
@@ -56,8 +63,9 @@ class OneCycle(LRSchedule):
             return None
         if progress < self.pct_start:
             return _cos_interp(self.max_momentum, self.base_momentum, progress / self.pct_start)
-        return _cos_interp(self.base_momentum, self.max_momentum,
-                           (progress - self.pct_start) / max(1e-12, 1 - self.pct_start))
+        return _cos_interp(
+            self.base_momentum, self.max_momentum, (progress - self.pct_start) / max(1e-12, 1 - self.pct_start)
+        )
 
     def factor(self, progress: float) -> float:
         initial = 1.0 / self.div_factor

@@ -69,8 +69,10 @@ class GuardedCompile:
 
     def _fall_back(self, err: BaseException) -> None:
         self.failed, self.compiled = True, None
-        msg = f"torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); " \
-              "running the eager model"
+        msg = (
+            f"torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+            "running the eager model"
+        )
         warnings.warn(msg, RuntimeWarning, stacklevel=3)
         log.warning(msg)
 

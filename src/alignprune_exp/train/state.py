@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from alignprune_exp.core.safe_load import safe_torch_load
+from alignprune_exp.losses.base import Criterion
+from alignprune_exp.pruning.base import Policy
+from alignprune_exp.runs.durable import atomic_torch_save
+from alignprune_exp.scoring.base import Scorer
 from alignprune_exp.train.budget import ForwardBudget
 
 
@@ -21,29 +25,38 @@ class RunState:
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    scorer: object
-    policy: object
+    scorer: Scorer
+    policy: Policy
     budget: ForwardBudget
     shuffle_gen: torch.Generator
     augment_gen: torch.Generator
-    criterion: object | None = None
+    criterion: Criterion | None = None
     epoch: int = 0
     reference_fwd: int = 0
     selection_fwd: int = 0
     pruned_fractions: list[float] = field(default_factory=list)
 
     def state_dict(self) -> dict:
-        rng = {"shuffle": self.shuffle_gen.get_state(), "augment": self.augment_gen.get_state(),
-               "torch": torch.get_rng_state()}
+        rng = {
+            "shuffle": self.shuffle_gen.get_state(),
+            "augment": self.augment_gen.get_state(),
+            "torch": torch.get_rng_state(),
+        }
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scorer": self.scorer.state_dict(), "policy": self.policy.state_dict(),
-                "budget": self.budget.state_dict(), "epoch": self.epoch,
-                "criterion": self.criterion.state_dict() if self.criterion is not None else {},
-                "reference_fwd": self.reference_fwd, "selection_fwd": self.selection_fwd,
-                "pruned_fractions": list(self.pruned_fractions),
-                "rng": rng}
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scorer": self.scorer.state_dict(),
+            "policy": self.policy.state_dict(),
+            "budget": self.budget.state_dict(),
+            "epoch": self.epoch,
+            "criterion": self.criterion.state_dict() if self.criterion is not None else {},
+            "reference_fwd": self.reference_fwd,
+            "selection_fwd": self.selection_fwd,
+            "pruned_fractions": list(self.pruned_fractions),
+            "rng": rng,
+        }
 
     def load_state_dict(self, sd: dict) -> None:
         self.model.load_state_dict(sd["model"])
@@ -63,14 +76,9 @@ class RunState:
             torch.cuda.set_rng_state_all(sd["rng"]["cuda"])
 
     def save(self, path: str | Path) -> None:
-        """Write atomically: a crash mid-write never leaves a truncated checkpoint behind."""
-        path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        """Write atomically (temporary file, fsync, rename): a crash mid-write never leaves a truncated file."""
+        atomic_torch_save(self.state_dict(), path)
 
     def load(self, path: str | Path) -> None:
         """Restore from a checkpoint through the restricted loader (no pickle code runs)."""
-        from alignprune_exp.core.safe_load import safe_torch_load
-
         self.load_state_dict(safe_torch_load(path))

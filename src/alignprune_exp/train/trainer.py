@@ -11,13 +11,15 @@ import torch
 from tqdm.auto import tqdm
 
 from alignprune_exp.core import distributed
-
-from alignprune_exp.train import metrics
 from alignprune_exp.core.errors import TrainingDiverged
+from alignprune_exp.losses.base import Criterion
 from alignprune_exp.losses.cross_entropy import CrossEntropy
 from alignprune_exp.models.builders import features_and_logits
+from alignprune_exp.train import metrics
 from alignprune_exp.train.schedule import LRSchedule
+from alignprune_exp.train.speed import model_forward
 from alignprune_exp.train.state import RunState
+from alignprune_exp.train.summary import summarize
 
 log = logging.getLogger(__name__)
 
@@ -33,27 +35,45 @@ class Trainer:
     call); the scorer observes the losses (and, if it needs one, the reference set's mean loss); the
     test set is evaluated and one metrics record goes to every epoch callback. Batch callbacks see
     ``(epoch, indices, logits, targets)`` of every trained batch (forgetting events, probability
-    histories). A policy with ``select_in_batch`` (batch-level selection such as DivBS) picks, inside
-    each drawn batch, the samples that train, from a no-grad forward of features and logits.
+    histories). A policy that ``selects_in_batch`` (batch-level selection such as DivBS) picks, inside
+    each drawn batch of its ``draw_batch_size``, the samples that train, from a no-grad forward of
+    features and logits. Capabilities are read as declared attributes of the contracts (``Policy``,
+    ``Scorer``, ``Criterion``), never probed.
 
     With several ranks (``dist``, see ``distributed.py``) every rank selects and shuffles identically,
     trains its part of each global batch of ``batch_size`` through DistributedDataParallel, and receives
     every trained sample's (index, loss) pair after the epoch, so scorer banks stay identical.
     """
 
-    def __init__(self, state: RunState, data, schedule: LRSchedule, *, device: torch.device,
-                 batch_size: int, eval_batch_size: int = 1024, criterion=None, amp: bool = False,
-                 eval_every: int = 1, max_epochs: int | None = None, callbacks: Sequence[EpochCallback] = (),
-                 batch_callbacks: Sequence[BatchCallback] = (), progress_bar: bool = False,
-                 reference_batch_size: int | None = None, memory_format=torch.contiguous_format, forward=None,
-                 dist: distributed.Dist | None = None, check_ranks: bool = False):
+    def __init__(
+        self,
+        state: RunState,
+        data,
+        schedule: LRSchedule,
+        *,
+        device: torch.device,
+        batch_size: int,
+        eval_batch_size: int = 1024,
+        criterion: Criterion | None = None,
+        amp: bool = False,
+        eval_every: int = 1,
+        max_epochs: int | None = None,
+        callbacks: Sequence[EpochCallback] = (),
+        batch_callbacks: Sequence[BatchCallback] = (),
+        progress_bar: bool = False,
+        reference_batch_size: int | None = None,
+        memory_format=torch.contiguous_format,
+        forward=None,
+        dist: distributed.Dist | None = None,
+        check_ranks: bool = False,
+    ):
         self.state, self.data, self.schedule = state, data, schedule
         # Speed settings (train/speed.py): the reference pass's batch (None = eval_batch_size; halved on CUDA
         # out-of-memory), NHWC inputs for channels-last models, and a (compiled) callable to run the model.
         self.reference_batch_size, self.memory_format = reference_batch_size, memory_format
         self._forward = forward
         self.device, self.batch_size, self.eval_batch_size = device, batch_size, eval_batch_size
-        self.criterion = criterion if criterion is not None else CrossEntropy()
+        self.criterion: Criterion = criterion if criterion is not None else CrossEntropy()
         self.amp, self.eval_every = amp, max(1, eval_every)
         self.max_epochs, self.progress_bar = max_epochs, progress_bar
         self.callbacks, self.batch_callbacks = list(callbacks), list(batch_callbacks)
@@ -64,10 +84,10 @@ class Trainer:
         distributed.check_global_batch(batch_size, self.dist)
         self.net = self.dist.wrap(state.model, device)  # the module that trains (DDP over state.model)
         if forward is not None and self.net is not state.model:  # compile the DDP module: gradients still sync
-            from alignprune_exp.train.speed import model_forward
             self._forward = model_forward(self.net, True)
         self.check_ranks = check_ranks
-        self._part = self.dist if self.dist.active else None
+        # What data sources get as ``dist=``: the Dist, so each yields only this rank's part; None on one process.
+        self._rank_split = self.dist if self.dist.active else None
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x
@@ -109,7 +129,7 @@ class Trainer:
         model = self.state.model
         model.eval()
         sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss sum, correct, count
-        for xb, yb in self.data.eval_batches(split, batch_size, dist=self._part):
+        for xb, yb in self.data.eval_batches(split, batch_size, dist=self._rank_split):
             with self.autocast():
                 logits = self.eval_forward(xb)
             sums[0] += self.criterion.per_sample(logits, yb).sum()
@@ -123,7 +143,7 @@ class Trainer:
 
         A batch-level policy may draw larger batches (``draw_batch_size``) to select from.
         """
-        size = getattr(self.state.policy, "draw_batch_size", None) or self.batch_size
+        size = self.state.policy.draw_batch_size or self.batch_size
         starts = list(range(0, n, size))
         if len(starts) > 1 and n - starts[-1] == 1:
             starts.pop()
@@ -139,8 +159,9 @@ class Trainer:
         model.train()
         self.state.selection_fwd += n_drawn
         policy = self.state.policy
-        keep = self.dist.per_rank_draws(policy.generator, lambda: policy.select_in_batch(
-            feats.float(), logits.float(), batch.y, batch.idx))
+        keep = self.dist.per_rank_draws(
+            policy.generator, lambda: policy.select_in_batch(feats.float(), logits.float(), batch.y, batch.idx)
+        )
         return batch.subset(keep)
 
     def _cut_to_budget(self, batch):
@@ -161,8 +182,9 @@ class Trainer:
         model.eval()
         losses = []
         mine = []
-        for batch in self.data.train_batches(rest_idx, self.batches(len(rest_idx)), self.state.augment_gen,
-                                             dist=self._part):
+        for batch in self.data.train_batches(
+            rest_idx, self.batches(len(rest_idx)), self.state.augment_gen, dist=self._rank_split
+        ):
             with self.autocast():
                 losses.append(self.criterion.per_sample(self.eval_forward(batch.x), batch.y, batch.idx))
             mine.append(batch.idx)
@@ -181,15 +203,19 @@ class Trainer:
         """
         st, crit = self.state, self.criterion
         st.model.train()
-        in_batch = hasattr(st.policy, "select_in_batch")
+        in_batch = st.policy.selects_in_batch
         dist, world = self.dist, self.dist.world_size
         # Batch callbacks may live on rank 0 alone (records, test hooks); the gather they need is a collective,
         # so every rank joins it when any rank has one.
         gather_batches = any(dist.gather_objects(bool(self.batch_callbacks)))
         seen, losses, weighted_sum = [], [], torch.zeros((), dtype=torch.float64, device=self.device)
         slices = self.batches(len(indices))
-        for sl, batch in zip(slices, self.data.train_batches(indices, slices, st.augment_gen,
-                                                             strong=crit.needs_strong_view, dist=self._part)):
+        for sl, batch in zip(
+            slices,
+            self.data.train_batches(
+                indices, slices, st.augment_gen, strong=crit.needs_strong_view, dist=self._rank_split
+            ),
+        ):
             n_global = sl.stop - sl.start  # this step's global batch; this rank trains its part of it
             if in_batch:
                 batch = self._select_in_batch(batch, n_global)
@@ -204,7 +230,7 @@ class Trainer:
             with self.autocast():
                 if batch.x_strong is not None:
                     both = self.forward(torch.cat([batch.x, batch.x_strong]))
-                    logits, logits_strong = both[: len(batch.idx)], both[len(batch.idx):]
+                    logits, logits_strong = both[: len(batch.idx)], both[len(batch.idx) :]
                 else:
                     logits, logits_strong = self.forward(batch.x), None
             loss_vec = crit.per_sample(logits, batch.y, batch.idx, logits_strong)
@@ -212,8 +238,9 @@ class Trainer:
             # DDP averages gradients over ranks: scaling each rank's mean by its share of the global batch
             # makes the update that of the global batch's mean loss, even when the parts differ in size.
             scale = len(batch.idx) * world / n_global
-            loss = (weighted.mean() * scale if len(batch.idx) else weighted.sum()) \
-                + crit.batch_term(logits, batch.y, batch.idx)
+            loss = (weighted.mean() * scale if len(batch.idx) else weighted.sum()) + crit.batch_term(
+                logits, batch.y, batch.idx
+            )
             st.optimizer.zero_grad(set_to_none=True)
             crit.zero_grad()
             loss.backward()
@@ -249,16 +276,16 @@ class Trainer:
         selected = len(indices)
         perm = torch.randperm(selected, generator=st.shuffle_gen).to(indices.device)
         indices = indices[perm]
-        if not hasattr(st.policy, "select_in_batch"):
+        if not st.policy.selects_in_batch:
             indices = indices[: st.budget.grant(selected)]
         indices, weights = indices.to(self.device), weights.to(self.device)
         trained, losses, weighted_loss, lr = self.train_epoch(indices, weights, bar)
         st.scorer.observe(trained, losses, epoch)
-        if getattr(st.policy, "scores_unselected", False):
+        if st.policy.scores_unselected:
             st.scorer.observe(*self.score_unselected(trained), epoch)
         train_s = time.perf_counter() - t0
         rec: dict = {}
-        if getattr(st.scorer, "needs_reference", False):
+        if st.scorer.needs_reference:
             ref_loss, ref_acc = self.evaluate("reference")
             st.scorer.observe_reference(epoch, ref_loss)
             st.reference_fwd += data.eval_size("reference")
@@ -270,35 +297,40 @@ class Trainer:
         last_loss, observed = st.scorer.last_losses()
         n = data.num_samples
         # A batch-level policy selects inside batches: what it pruned is what did not train.
-        chosen = len(trained) if hasattr(st.policy, "select_in_batch") else selected
+        chosen = len(trained) if st.policy.selects_in_batch else selected
         st.pruned_fractions.append(1.0 - chosen / n)
-        seen_clean, seen_noisy = observed & ~is_noisy, observed & is_noisy
-        rec.update({
-            "epoch": epoch, "progress": st.budget.progress, "lr": lr,
-            "loss/mean_clean": last_loss[seen_clean].mean().item() if seen_clean.any() else float("nan"),
-            "loss/mean_noisy": last_loss[seen_noisy].mean().item() if seen_noisy.any() else float("nan"),
-            "train/loss": losses.mean().item() if len(losses) else float("nan"),
-            "train/weighted_loss": weighted_loss,
-            "test/loss": self.last_test[0], "test/acc": self.last_test[1],
-            "prune/selected_fraction": selected / n,
-            "prune/kept_fraction": len(trained) / n,
-            "prune/kept_noisy_fraction": metrics.kept_noisy_fraction(trained, is_noisy),
-            "prune/weighted_noisy_share": metrics.weighted_noisy_share(trained, weights, is_noisy),
-            "score/noise_auroc": metrics.noise_auroc(scores, is_noisy),
-            "loss/noise_auroc": metrics.loss_noise_auroc(last_loss, is_noisy, mask=observed),
-            "fwd/train": st.budget.spent, "fwd/reference": st.reference_fwd, "fwd/selection": st.selection_fwd,
-            "time/train_s": train_s, "time/epoch_s": time.perf_counter() - t0,
-            "dist/world_size": self.dist.world_size, "dist/global_batch_size": self.batch_size,
-        })
+        rec.update(
+            {
+                "epoch": epoch,
+                "progress": st.budget.progress,
+                "lr": lr,
+                **metrics.mean_losses(last_loss, observed, is_noisy),
+                "train/loss": losses.mean().item() if len(losses) else float("nan"),
+                "train/weighted_loss": weighted_loss,
+                "test/loss": self.last_test[0],
+                "test/acc": self.last_test[1],
+                "prune/selected_fraction": selected / n,
+                "prune/kept_fraction": len(trained) / n,
+                **metrics.noise_detection(scores, trained, weights, last_loss, observed, is_noisy),
+                "fwd/train": st.budget.spent,
+                "fwd/reference": st.reference_fwd,
+                "fwd/selection": st.selection_fwd,
+                "time/train_s": train_s,
+                "time/epoch_s": time.perf_counter() - t0,
+                "dist/world_size": self.dist.world_size,
+                "dist/global_batch_size": self.batch_size,
+            }
+        )
         if self.check_ranks:
             rec.update(self._rank_digests(indices, weights))
-        stats = getattr(st.policy, "stats", None)
-        if stats:
-            rec["prune/annealing"] = bool(stats.get("annealing", False))
+        if st.policy.stats:  # a dict, empty only if this select recorded nothing: no annealing flag then
+            rec["prune/annealing"] = bool(st.policy.stats.get("annealing", False))
         st.epoch += 1
         for cb in self.callbacks:
-            cb(rec, {"scores": scores, "is_noisy": is_noisy, "last_loss": last_loss,
-                     "trained": trained, "losses": losses})
+            cb(
+                rec,
+                {"scores": scores, "is_noisy": is_noisy, "last_loss": last_loss, "trained": trained, "losses": losses},
+            )
         return rec
 
     def _rank_digests(self, indices: torch.Tensor, weights: torch.Tensor) -> dict:
@@ -316,12 +348,22 @@ class Trainer:
         """
         st, t0 = self.state, time.perf_counter()
         history = self.history
-        with tqdm(total=st.budget.total, initial=st.budget.spent, unit="fwd", unit_scale=True,
-                  disable=not (self.progress_bar and self.dist.is_main), mininterval=1.0, leave=False) as bar:
+        with tqdm(
+            total=st.budget.total,
+            initial=st.budget.spent,
+            unit="fwd",
+            unit_scale=True,
+            disable=not (self.progress_bar and self.dist.is_main),
+            mininterval=1.0,
+            leave=False,
+        ) as bar:
             while not st.budget.exhausted:
                 if self.max_epochs is not None and st.epoch >= self.max_epochs:
-                    log.warning("stopped at the epoch limit (%d) with %.1f%% of the budget unspent",
-                                self.max_epochs, 100 * (1 - st.budget.progress))
+                    log.warning(
+                        "stopped at the epoch limit (%d) with %.1f%% of the budget unspent",
+                        self.max_epochs,
+                        100 * (1 - st.budget.progress),
+                    )
                     break
                 rec = self.run_epoch(bar)
                 history.append(rec)
@@ -329,39 +371,27 @@ class Trainer:
                 if bad and rec["prune/kept_fraction"] > 0:
                     raise TrainingDiverged(rec["epoch"], bad[0])
                 bar.set_postfix(epoch=rec["epoch"], acc=f"{rec['test/acc']:.1f}")
-                log.info("epoch %3d | kept %.3f | noisy kept %.3f | loss %.4f | test acc %.2f | "
-                         "score AUROC %.3f | %.1fs", rec["epoch"], rec["prune/kept_fraction"],
-                         rec["prune/kept_noisy_fraction"], rec["train/loss"], rec["test/acc"],
-                         rec["score/noise_auroc"], rec["time/epoch_s"])
+                log.info(
+                    "epoch %3d | kept %.3f | noisy kept %.3f | loss %.4f | test acc %.2f | score AUROC %.3f | %.1fs",
+                    rec["epoch"],
+                    rec["prune/kept_fraction"],
+                    rec["prune/kept_noisy_fraction"],
+                    rec["train/loss"],
+                    rec["test/acc"],
+                    rec["score/noise_auroc"],
+                    rec["time/epoch_s"],
+                )
                 for hook in self.epoch_end_hooks:
                     hook(history)
         return self.summarize(history, time.perf_counter() - t0)
 
     def summarize(self, history: list[dict], wall_time_s: float) -> dict:
-        """Run-level figures from the epoch records."""
-        st = self.state
-        accs = [r["test/acc"] for r in history if not math.isnan(r["test/acc"])]
-        pruning = [r["score/noise_auroc"] for r in history
-                   if not r.get("prune/annealing", False) and not math.isnan(r["score/noise_auroc"])]
-
-        def mean(values):
-            return sum(values) / len(values) if values else float("nan")
-
-        last = history[-1] if history else {}
-        return {
-            "epochs_run": st.epoch,
-            "final_test_acc": self.last_test[1],
-            "best_test_acc": max(accs) if accs else float("nan"),
-            "achieved_ratio": st.budget.achieved_ratio,
-            "budget_spent_fraction": st.budget.progress,
-            "train_fwd": st.budget.spent, "reference_fwd": st.reference_fwd, "full_fwd": st.budget.full,
-            "selection_fwd": st.selection_fwd,
-            "avg_pruned_fraction": mean(st.pruned_fractions) if st.pruned_fractions else 0.0,
-            "final_score_noise_auroc": last.get("score/noise_auroc", float("nan")),
-            "mean_score_noise_auroc": mean(pruning),
-            "final_loss_noise_auroc": last.get("loss/noise_auroc", float("nan")),
-            "mean_kept_noisy_fraction": mean([r["prune/kept_noisy_fraction"] for r in history]),
-            "mean_weighted_noisy_share": mean([r["prune/weighted_noisy_share"] for r in history]),
-            "wall_time_s": wall_time_s,
-            "world_size": self.dist.world_size, "global_batch_size": self.batch_size,
-        }
+        """Run-level figures from the epoch records (``train.summary.summarize``)."""
+        return summarize(
+            history,
+            self.state,
+            self.last_test,
+            wall_time_s,
+            world_size=self.dist.world_size,
+            global_batch_size=self.batch_size,
+        )

@@ -19,8 +19,9 @@ import itertools
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
@@ -43,18 +44,23 @@ class CellSweeper(Sweeper):
             False fails the whole sweep up front, as the basic sweeper does.
     """
 
-    def __init__(self, max_batch_size: Optional[int] = None, params: Optional[Dict[str, str]] = None,
-                 extra: Optional[List[Dict[str, Any]]] = None, skip_missing: bool = True) -> None:
+    def __init__(
+        self,
+        max_batch_size: int | None = None,
+        params: dict[str, str] | None = None,
+        extra: list[dict[str, Any]] | None = None,
+        skip_missing: bool = True,
+    ) -> None:
         super().__init__()
         self.max_batch_size = max_batch_size
         self.params = dict(params or {})
         self.extra = [dict(e) for e in (extra or [])]
         self.skip_missing = bool(skip_missing)
-        self.skipped: Dict[str, int] = {}
-        self.hydra_context: Optional[HydraContext] = None
-        self.config: Optional[DictConfig] = None
+        self.skipped: dict[str, int] = {}
+        self.hydra_context: HydraContext | None = None
+        self.config: DictConfig | None = None
         self.launcher = None
-        self.overrides: List[List[List[str]]] = []
+        self.overrides: list[list[list[str]]] = []
         self.batch_index = 0
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -62,9 +68,10 @@ class CellSweeper(Sweeper):
 
         self.hydra_context, self.config = hydra_context, config
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config)
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
 
-    def job_overrides(self, arguments: List[str]) -> List[List[str]]:
+    def job_overrides(self, arguments: list[str]) -> list[list[str]]:
         """Every job's override list: the main grid, then each extra grid, duplicates removed, in order."""
         assert self.hydra_context is not None
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
@@ -84,11 +91,11 @@ class CellSweeper(Sweeper):
                     jobs.append(list(job))
         return self._drop_missing(jobs) if self.skip_missing else jobs
 
-    def _drop_missing(self, jobs: List[List[str]]) -> List[List[str]]:
+    def _drop_missing(self, jobs: list[list[str]]) -> list[list[str]]:
         loader = self.hydra_context.config_loader
-        options: Dict[str, Optional[set]] = {}
+        options: dict[str, set | None] = {}
 
-        def missing(item: str) -> Optional[str]:
+        def missing(item: str) -> str | None:
             key, _, value = item.partition("=")
             group = key.lstrip("+~")
             if "." in group or "@" in group:
@@ -111,17 +118,17 @@ class CellSweeper(Sweeper):
             log.warning("%s has no config file yet: its %d cell(s) are skipped (missing, not filled)", choice, count)
         return kept
 
-    def sweep(self, arguments: List[str]) -> Any:
+    def sweep(self, arguments: list[str]) -> Any:
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         jobs = self.job_overrides(arguments)
         size = len(jobs) if self.max_batch_size in (None, -1) else int(self.max_batch_size)
-        self.overrides = [jobs[i:i + size] for i in range(0, len(jobs), max(size, 1))]
+        self.overrides = [jobs[i : i + size] for i in range(0, len(jobs), max(size, 1))]
         log.info("cells sweeper: %d job(s)", len(jobs))
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        returns: List[Sequence[JobReturn]] = []
-        failures: List[JobReturn] = []
+        returns: list[Sequence[JobReturn]] = []
+        failures: list[JobReturn] = []
         initial_job_idx = 0
         while not self.is_done():
             batch = self.get_job_batch()
@@ -138,7 +145,7 @@ class CellSweeper(Sweeper):
             report_failures(failures, initial_job_idx, jobs)
         return returns
 
-    def get_job_batch(self) -> List[List[str]]:
+    def get_job_batch(self) -> list[list[str]]:
         self.batch_index += 1
         return self.overrides[self.batch_index - 1]
 
@@ -150,20 +157,26 @@ def _interrupted(job: JobReturn) -> bool:
     return type(job._return_value).__name__ == "RunInterrupted"
 
 
-def report_failures(failures: List[JobReturn], launched: int, jobs: List[List[str]]) -> None:
+def report_failures(failures: list[JobReturn], launched: int, jobs: list[list[str]]) -> None:
     """Print which cells failed and why (one line each: job number, the overrides that tell it from most
     other cells, the error), then exit non-zero: 3 if a stop signal ended the sweep (relaunch with
     resume=auto), else 1."""
     interrupted = any(_interrupted(r) for r in failures)
     total = len(jobs)
-    counts: Dict[str, int] = {}
+    counts: dict[str, int] = {}
     for job in jobs:
         for o in job:
             counts[o] = counts.get(o, 0) + 1
     common = {o for o, n in counts.items() if n > total / 2} if total > 1 else set()
-    lines = [f"{len(failures)} of {total} cell(s) failed" + (
-        f" ({total - launched} not started: the sweep was stopped; relaunch it with resume=auto)"
-        if launched < total else "") + ":"]
+    lines = [
+        f"{len(failures)} of {total} cell(s) failed"
+        + (
+            f" ({total - launched} not started: the sweep was stopped; relaunch it with resume=auto)"
+            if launched < total
+            else ""
+        )
+        + ":"
+    ]
     for r in failures:
         err = r._return_value
         message = " ".join(str(err).split()) or type(err).__name__
@@ -183,7 +196,7 @@ def _as_override_value(value: Any) -> str:
     return str(value)
 
 
-def _choices(override) -> List[str]:
+def _choices(override) -> list[str]:
     key = override.get_key_element()
     if override.is_sweep_override():
         if not override.is_discrete_sweep():

@@ -7,7 +7,7 @@ limit), continues from its latest ``checkpoint.pt``; a relaunched grid skips cel
 
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any
 
 try:
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
@@ -15,7 +15,7 @@ except ImportError:  # the launchers extra is not installed: nothing to define
     SlurmLauncher = None
 
 
-def with_resume(overrides: List[str]) -> List[str]:
+def with_resume(overrides: list[str]) -> list[str]:
     """The overrides plus ``resume=auto`` unless they choose ``resume`` themselves."""
     if any(o.lstrip("+~").startswith("resume=") for o in overrides):
         return list(overrides)
@@ -27,9 +27,9 @@ if SlurmLauncher is not None:
     class ResumingSlurmLauncher(SlurmLauncher):
         """submitit's SLURM launcher whose jobs resume themselves after a requeue."""
 
-        def __call__(self, sweep_overrides: List[str], *args: Any, **kwargs: Any):
+        def __call__(self, sweep_overrides: list[str], *args: Any, **kwargs: Any):
             return super().__call__(with_resume(sweep_overrides), *args, **kwargs)
 
-        def checkpoint(self, sweep_overrides: List[str], *args: Any, **kwargs: Any) -> Any:
+        def checkpoint(self, sweep_overrides: list[str], *args: Any, **kwargs: Any) -> Any:
             """submitit's requeue hook: resubmit this job with ``resume=auto``."""
             return super().checkpoint(with_resume(sweep_overrides), *args, **kwargs)

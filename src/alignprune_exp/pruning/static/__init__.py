@@ -13,5 +13,17 @@ from alignprune_exp.pruning.static.random_static import RandomStatic
 from alignprune_exp.pruning.static.small_loss import SmallLoss
 from alignprune_exp.pruning.static.ssp import SSP
 
-__all__ = ["StaticPolicy", "RandomStatic", "SmallLoss", "Margin", "Forgetting", "GraNd", "EL2N", "Moderate",
-           "SSP", "Prune4ReL", "DynUnc", "DUAL"]
+__all__ = [
+    "StaticPolicy",
+    "RandomStatic",
+    "SmallLoss",
+    "Margin",
+    "Forgetting",
+    "GraNd",
+    "EL2N",
+    "Moderate",
+    "SSP",
+    "Prune4ReL",
+    "DynUnc",
+    "DUAL",
+]

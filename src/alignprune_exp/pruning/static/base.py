@@ -40,8 +40,9 @@ def class_budgets(labels: torch.Tensor, fraction: float, num_classes: int | None
     return torch.tensor([round_half_up(fraction * int(c)) for c in counts.tolist()], dtype=torch.int64)
 
 
-def per_class(scores: torch.Tensor, labels: torch.Tensor, fraction: float,
-              rule: Callable[[torch.Tensor, int], torch.Tensor]) -> torch.Tensor:
+def per_class(
+    scores: torch.Tensor, labels: torch.Tensor, fraction: float, rule: Callable[[torch.Tensor, int], torch.Tensor]
+) -> torch.Tensor:
     """``rule(class_scores, budget) -> positions`` applied inside each class with budget round(f * n_c)."""
     picks = []
     for c, b in enumerate(class_budgets(labels, fraction).tolist()):
@@ -64,7 +65,7 @@ class StaticPolicy(Policy):
         seed: seed of the private generator (random tie-breaks and sampling, where a method has them).
     """
 
-    needs_warmup = True
+    needs_warmup = True  # RandomStatic clears it per instance unless class-balanced
     keep = "high"
 
     def __init__(self, num_samples: int, keep_fraction: float, class_balanced: bool = False, seed: int = 0):
@@ -110,8 +111,9 @@ class StaticPolicy(Policy):
         self.subset = torch.sort(subset.cpu()).values
         log.info("%s: fixed subset of %d / %d samples", type(self).__name__, len(self.subset), self.num_samples)
 
-    def select(self, scores: torch.Tensor, epoch: int, progress: float | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+    def select(
+        self, scores: torch.Tensor, epoch: int, progress: float | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The fixed subset (sorted) with weights 1, whatever the scores."""
         scores = self._check_scores(scores)
         if self.subset is None:

@@ -1,4 +1,5 @@
-"""DUAL (Cho et al. ICML 2025): uncertainty x difficulty, with ratio-adaptive Beta sampling; spec static_baselines §10."""
+"""DUAL (Cho et al. ICML 2025): uncertainty x difficulty, with ratio-adaptive Beta sampling (spec static_baselines
+§10)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def beta_weights(probs: torch.Tensor, scores: torch.Tensor, ratio: float, c_d: f
     """
     pbar = probs.float().mean(0)
     mu_a = pbar[top_k(scores, min(10, len(scores)), "high")].mean()
-    b = (15.0 * (1.0 - mu_a) * (1.0 - ratio ** c_d)).clamp(min=1e-3)
+    b = (15.0 * (1.0 - mu_a) * (1.0 - ratio**c_d)).clamp(min=1e-3)
     a = 16.0 - b
     beta = torch.distributions.Beta(a, b)
     density = beta.log_prob(pbar.clamp(1e-6, 1 - 1e-6)).exp()
@@ -51,9 +52,19 @@ class DUAL(TrajectoryPolicy):
             ``target_probs`` file) or ``scored`` (over the same T epochs as the score).
     """
 
-    def __init__(self, num_samples: int, keep_fraction: float, class_balanced: bool = False, seed: int = 0,
-                 window: int = 10, epochs: int | None = 30, trajectory: str = "full_run",
-                 beta_sampling: bool = True, c_d: float = 4.0, beta_mean_epochs: str = "all"):
+    def __init__(
+        self,
+        num_samples: int,
+        keep_fraction: float,
+        class_balanced: bool = False,
+        seed: int = 0,
+        window: int = 10,
+        epochs: int | None = 30,
+        trajectory: str = "full_run",
+        beta_sampling: bool = True,
+        c_d: float = 4.0,
+        beta_mean_epochs: str = "all",
+    ):
         super().__init__(num_samples, keep_fraction, class_balanced, seed, window, epochs, trajectory)
         if beta_sampling and class_balanced:
             raise ConfigError("pruner.policy.beta_sampling samples globally: set class_balanced=false")

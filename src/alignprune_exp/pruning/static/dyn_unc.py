@@ -19,8 +19,10 @@ def windows(probs: torch.Tensor, window: int) -> torch.Tensor:
     A history shorter than the window uses its whole length as one window.
     """
     if probs.shape[0] < 2:
-        raise ConfigError(f"a {probs.shape[0]}-epoch history has no probability variation: "
-                          "set warmup.dynamics_epochs (or warmup.epochs) >= 2 for dyn_unc / dual")
+        raise ConfigError(
+            f"a {probs.shape[0]}-epoch history has no probability variation: "
+            "set warmup.dynamics_epochs (or warmup.epochs) >= 2 for dyn_unc / dual"
+        )
     j = min(int(window), probs.shape[0])
     return probs.float().unfold(0, j, 1)
 
@@ -42,8 +44,16 @@ class TrajectoryPolicy(StaticPolicy):
 
     keep = "high"
 
-    def __init__(self, num_samples: int, keep_fraction: float, class_balanced: bool = False, seed: int = 0,
-                 window: int = 10, epochs: int | None = None, trajectory: str = "full_run"):
+    def __init__(
+        self,
+        num_samples: int,
+        keep_fraction: float,
+        class_balanced: bool = False,
+        seed: int = 0,
+        window: int = 10,
+        epochs: int | None = None,
+        trajectory: str = "full_run",
+    ):
         super().__init__(num_samples, keep_fraction, class_balanced, seed)
         if int(window) < 2:
             raise ConfigError(f"pruner.policy.window={window} must be >= 2")
@@ -61,8 +71,12 @@ class TrajectoryPolicy(StaticPolicy):
     def history(self, record) -> torch.Tensor:
         """The [T, n] probabilities the score reads: the record's first ``epochs`` epochs (all if fewer)."""
         if self.epochs is not None and record.num_epochs < self.epochs:
-            log.warning("%s: the record has %d epochs, fewer than the protocol's %d: scoring all of them",
-                        type(self).__name__, record.num_epochs, self.epochs)
+            log.warning(
+                "%s: the record has %d epochs, fewer than the protocol's %d: scoring all of them",
+                type(self).__name__,
+                record.num_epochs,
+                self.epochs,
+            )
         return record.probs[: self.epochs] if self.epochs is not None else record.probs
 
 

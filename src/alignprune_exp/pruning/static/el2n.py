@@ -24,8 +24,9 @@ class EL2N(StaticPolicy):
 
     keep = "high"
 
-    def __init__(self, num_samples: int, keep_fraction: float, class_balanced: bool = False, seed: int = 0,
-                 offset: float = 0.0):
+    def __init__(
+        self, num_samples: int, keep_fraction: float, class_balanced: bool = False, seed: int = 0, offset: float = 0.0
+    ):
         super().__init__(num_samples, keep_fraction, class_balanced, seed)
         if not 0.0 <= float(offset) < 1.0:
             raise ConfigError(f"pruner.policy.offset={offset} must be in [0, 1)")

@@ -21,8 +21,14 @@ class Forgetting(StaticPolicy):
 
     keep = "high"
 
-    def __init__(self, num_samples: int, keep_fraction: float, class_balanced: bool = True, seed: int = 0,
-                 unlearned: str = "zero"):
+    def __init__(
+        self,
+        num_samples: int,
+        keep_fraction: float,
+        class_balanced: bool = True,
+        seed: int = 0,
+        unlearned: str = "zero",
+    ):
         super().__init__(num_samples, keep_fraction, class_balanced, seed)
         if unlearned not in ("zero", "max"):
             raise ConfigError(f"pruner.policy.unlearned={unlearned!r} is not one of: zero, max")

@@ -22,8 +22,9 @@ class Margin(StaticPolicy):
             DeepCore's unbalanced path does — spec §2 caveat (a)).
     """
 
-    def __init__(self, num_samples: int, keep_fraction: float, class_balanced: bool = False, seed: int = 0,
-                 keep: str = "low"):
+    def __init__(
+        self, num_samples: int, keep_fraction: float, class_balanced: bool = False, seed: int = 0, keep: str = "low"
+    ):
         super().__init__(num_samples, keep_fraction, class_balanced, seed)
         if keep not in ("low", "high"):
             raise ConfigError(f"pruner.policy.keep={keep!r} is not one of: low, high")

@@ -26,7 +26,7 @@ def middle_band(scores: torch.Tensor, budget: int) -> torch.Tensor:
     n = len(scores)
     order = torch.sort(scores.double(), stable=True).indices
     start = min(round_half_up(n * (0.5 - budget / (2 * n))), n - budget)
-    return order[start:start + budget]
+    return order[start : start + budget]
 
 
 class Moderate(StaticPolicy):

@@ -34,8 +34,17 @@ class Prune4ReL(StaticPolicy):
             outputs (streamed data) falls back to ``weak`` with a warning.
     """
 
-    def __init__(self, num_samples: int, keep_fraction: float, class_balanced: bool = True, seed: int = 0,
-                 tau: float = 0.95, eta: float = 1.0, confidence: str = "least_confidence", view: str = "strong"):
+    def __init__(
+        self,
+        num_samples: int,
+        keep_fraction: float,
+        class_balanced: bool = True,
+        seed: int = 0,
+        tau: float = 0.95,
+        eta: float = 1.0,
+        confidence: str = "least_confidence",
+        view: str = "strong",
+    ):
         super().__init__(num_samples, keep_fraction, class_balanced, seed)
         if confidence not in ("least_confidence", "margin"):
             raise ConfigError(f"pruner.policy.confidence={confidence!r} is not one of: least_confidence, margin")

@@ -19,7 +19,7 @@ def _best_centroid(z: torch.Tensor, centroids: torch.Tensor) -> tuple[torch.Tens
     """(max cosine, argmax) of each unit row of ``z`` against unit ``centroids``, in row chunks."""
     sims, assign = [], []
     for i in range(0, len(z), CHUNK):
-        best = (z[i:i + CHUNK] @ centroids.T).max(1)
+        best = (z[i : i + CHUNK] @ centroids.T).max(1)
         sims.append(best.values)
         assign.append(best.indices)
     return torch.cat(sims), torch.cat(assign)
@@ -49,8 +49,16 @@ class SSP(StaticPolicy):
             for small kept fractions (f <~ 0.3).
     """
 
-    def __init__(self, num_samples: int, keep_fraction: float, class_balanced: bool = False, seed: int = 0,
-                 k: int | None = None, iters: int = 20, keep_easy: bool = False):
+    def __init__(
+        self,
+        num_samples: int,
+        keep_fraction: float,
+        class_balanced: bool = False,
+        seed: int = 0,
+        k: int | None = None,
+        iters: int = 20,
+        keep_easy: bool = False,
+    ):
         super().__init__(num_samples, keep_fraction, class_balanced, seed)
         if k is not None and not 1 <= int(k) <= num_samples:
             raise ConfigError(f"pruner.policy.k={k} must be in [1, {num_samples}] or null")
