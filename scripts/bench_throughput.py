@@ -40,10 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from alignprune_exp.data.augment import BatchAugment  # noqa: E402
 from alignprune_exp.data.batches import InMemoryData  # noqa: E402
 from alignprune_exp.models.builders import build_model  # noqa: E402
+from alignprune_exp.plugin.budget import ForwardBudget  # noqa: E402
 from alignprune_exp.pruning import InfoBatch  # noqa: E402
 from alignprune_exp.scoring import DASScorer, LossScorer  # noqa: E402
 from alignprune_exp.train import speed  # noqa: E402
-from alignprune_exp.train.budget import ForwardBudget  # noqa: E402
 from alignprune_exp.train.schedule import Constant  # noqa: E402
 from alignprune_exp.train.state import RunState  # noqa: E402
 from alignprune_exp.train.trainer import Trainer  # noqa: E402

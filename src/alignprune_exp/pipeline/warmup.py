@@ -27,9 +27,9 @@ from alignprune_exp.core import distributed
 from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.models import features_and_logits
 from alignprune_exp.pipeline.warmup_cache import cache_key, cache_path, load_cached, save_cached
+from alignprune_exp.plugin.budget import ForwardBudget
 from alignprune_exp.pruning.full import FullData
 from alignprune_exp.scoring.loss import LossScorer
-from alignprune_exp.train.budget import ForwardBudget
 from alignprune_exp.train.recorders import WarmupRecord, WarmupRecorder
 from alignprune_exp.train.schedule import Constant, Cosine, LRSchedule
 from alignprune_exp.train.state import RunState

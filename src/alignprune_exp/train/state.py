@@ -10,10 +10,10 @@ from torch import nn
 
 from alignprune_exp.core.safe_load import safe_torch_load
 from alignprune_exp.losses.base import Criterion
+from alignprune_exp.plugin.budget import ForwardBudget
 from alignprune_exp.pruning.base import Policy
 from alignprune_exp.runs.durable import atomic_torch_save
 from alignprune_exp.scoring.base import Scorer
-from alignprune_exp.train.budget import ForwardBudget
 
 
 @dataclass
