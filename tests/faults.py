@@ -22,13 +22,18 @@ comma-separated. The points and the seams they hang on:
 - ``after_row``: after the results row is appended (``RunRecorder.append_row``).
 
 ``ALIGNPRUNE_TEST_FAULT=short_write`` makes results appends write half a row and then fail with ENOSPC, as a
-full disk does (``runs.durable._os_write``, for files opened to append: ``append_checked``'s writes).
+full disk does (``runs.durable._os_write``, for results files ``runs*.csv`` opened to append).
+``ALIGNPRUNE_TEST_FAULT=enospc:<pattern>`` fills the disk for the files whose path matches the ``fnmatch``
+pattern (a temporary file ``<name>.<pid>.tmp`` matches as ``<name>``): the first write into such a file takes
+half its bytes, every later one fails with ENOSPC (``runs.durable._os_write``). E.g. ``enospc:*/checkpoint.pt``,
+``enospc:*/.run_index/*.json``, ``enospc:*/summary.json``.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import fnmatch
 import functools
 import os
 import re
@@ -39,8 +44,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 KILL_AT, FAULT = "ALIGNPRUNE_TEST_KILL_AT", "ALIGNPRUNE_TEST_FAULT"
 POINTS = ("train_batch", "ref_eval", "ckpt_write", "after_summary", "after_row")
-FAULTS = ("short_write",)
+FAULTS = ("short_write", "enospc:<pattern>")
 CHECKPOINT_TMP = re.compile(r"checkpoint\.pt\.\d+\.tmp")  # atomic_write_bytes' temp file of checkpoint.pt
+TMP_SUFFIX = re.compile(r"\.\d+\.tmp$")
 
 _targets: dict[str, tuple[int, str]] = {}
 _hits: dict[str, int] = {}
@@ -94,17 +100,35 @@ def torn_checkpoint_writer(write):
 
 
 def short_writer(write=os.write):
-    """``write`` under a full disk for files opened to append (``append_checked``): half the bytes once, then
-    ENOSPC on every later append. Other writes pass through."""
+    """``write`` under a full disk for results files (``runs*.csv``) opened to append (``append_checked``): half the
+    bytes once, then ENOSPC on every later append. Other writes (``metrics.jsonl`` appends too) pass through."""
     state = {"hit": False}
 
     def _write(fd: int, data: bytes) -> int:
-        if not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND:
+        if not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND or not fnmatch.fnmatch(
+            os.path.basename(_fd_path(fd)), "runs*.csv"
+        ):
             return write(fd, data)
         if state["hit"]:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         state["hit"] = True
         return write(fd, data[: max(1, len(data) // 2)])
+
+    return _write
+
+
+def enospc_writer(pattern: str, write=os.write):
+    """``write`` under a full disk for the files matching ``pattern`` (their temporary files included): half
+    the bytes of the first write into one, then ENOSPC. Other files' writes pass through."""
+    state = {"hit": False}
+
+    def _write(fd: int, data: bytes) -> int:
+        if not fnmatch.fnmatch(TMP_SUFFIX.sub("", _fd_path(fd)), pattern):
+            return write(fd, data)
+        if state["hit"] or len(data) < 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        state["hit"] = True
+        return write(fd, data[: len(data) // 2])
 
     return _write
 
@@ -128,7 +152,8 @@ def install(environ=None) -> None:
     environ = os.environ if environ is None else environ
     targets = parse_kill_at(environ.get(KILL_AT, ""))
     fault = environ.get(FAULT, "")
-    if fault and fault not in FAULTS:
+    enospc = fault.split(":", 1)[1] if fault.startswith("enospc:") else None
+    if fault and fault != "short_write" and not enospc:
         raise ValueError(f"{FAULT}: unknown fault {fault!r} (one of {', '.join(FAULTS)})")
     if _installed:
         raise RuntimeError("tests.faults.install() ran twice in this process")
@@ -158,7 +183,7 @@ def install(environ=None) -> None:
                 raise RuntimeError(f"{cls.__name__} no longer defines eval_batches: move the ref_eval seam")
             _wrap_eval_batches(cls)
 
-    if "ckpt_write" in targets or fault == "short_write":
+    if "ckpt_write" in targets or fault == "short_write" or enospc:
         from alignprune_exp.runs import durable
 
         write = durable._os_write
@@ -166,6 +191,8 @@ def install(environ=None) -> None:
             write = torn_checkpoint_writer(write)
         if fault == "short_write":
             write = short_writer(write)
+        if enospc:
+            write = enospc_writer(enospc, write)
         durable._os_write = write
 
     if "after_summary" in targets or "after_row" in targets:

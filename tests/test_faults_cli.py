@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -45,6 +44,7 @@ def records(run_dir):
 
 
 def only_run_dir(results):
+    """The run folder the index records, relative to the results folder when inside it."""
     return json.loads(next((results / ".run_index").glob("*.json")).read_text())["run_dir"]
 
 
@@ -73,7 +73,7 @@ def test_killed_and_stopped_runs_resume_to_the_uninterrupted_result(cli, tmp_pat
     assert len(stopped) == 1 and "stopped by SIGTERM at epoch 2" in stopped[0] and "resume=auto" in stopped[0]
     assert "Traceback" not in outs[0]
     assert "already completed" in outs[-1]
-    ref_dir, run_dir = Path(only_run_dir(ref_results)), Path(only_run_dir(results))
+    ref_dir, run_dir = ref_results / only_run_dir(ref_results), results / only_run_dir(results)
     assert run_dir == min((results / "runs").glob("*/*"))  # every resume wrote into the first run's folder
     ref_records, got = records(ref_dir), records(run_dir)
     assert len(ref_records) >= 5 and got == ref_records  # every epoch record, bit for bit
@@ -150,3 +150,73 @@ def test_full_disk_leaves_runs_csv_whole_and_fails_the_run(cli, tmp_path):
     assert (results / "runs.csv").read_text() == before  # no half row left behind
     summary = json.loads(next(results.glob("runs/*/*/summary.json")).read_text())
     assert summary["status"] == "completed"  # the record runs.csv can be rebuilt from
+
+
+def _no_temp_files(results):
+    return [str(p) for p in results.rglob("*") if p.name.endswith(".tmp")]
+
+
+def _one_error_line(rc, out):
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert rc == 2 and len(errors) == 1 and "Traceback" not in out, out[-3000:]
+    assert "No space left on device" in errors[0] and "resume=auto" in errors[0], errors[0]
+    return errors[0]
+
+
+def test_full_disk_on_the_run_index_is_one_line_and_leaves_nothing(cli, tmp_path):
+    results = tmp_path / "res"
+    env = {"ALIGNPRUNE_TEST_FAULT": "enospc:*/.run_index/*.json"}
+    rc, out = cli([*RUN, "epochs=2", f"results_dir={results}"], tmp_path, env)
+    assert ".run_index" in _one_error_line(rc, out)
+    assert _no_temp_files(results) == [] and not list((results / ".run_index").glob("*"))
+
+
+def test_full_disk_on_a_checkpoint_fails_the_run_in_its_records(cli, tmp_path):
+    results = tmp_path / "res"
+    env = {"ALIGNPRUNE_TEST_FAULT": "enospc:*/checkpoint.pt"}
+    rc, out = cli([*RUN, "epochs=2", f"results_dir={results}"], tmp_path, env)
+    assert "checkpoint.pt" in _one_error_line(rc, out)
+    assert _no_temp_files(results) == []
+    run_dir = results / only_run_dir(results)
+    assert not (run_dir / "checkpoint.pt").exists()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and "checkpoint.pt" in summary["error"]
+    assert json.loads(next((results / ".run_index").glob("*.json")).read_text())["status"] == "failed"
+    assert not (results / "runs.csv").exists()  # no row for a failed run
+
+
+def test_full_disk_on_the_summary_fails_the_run_and_a_relaunch_completes_it(cli, tmp_path):
+    results = tmp_path / "res"
+    env = {"ALIGNPRUNE_TEST_FAULT": "enospc:*/summary.json"}
+    rc, out = cli([*RUN, "epochs=2", f"results_dir={results}"], tmp_path, env)
+    assert "summary.json" in _one_error_line(rc, out)
+    assert _no_temp_files(results) == []
+    run_dir = results / only_run_dir(results)
+    assert not (run_dir / "summary.json").exists() and (run_dir / "checkpoint.pt").is_file()
+    assert json.loads(next((results / ".run_index").glob("*.json")).read_text())["status"] == "failed"
+    assert not (results / "runs.csv").exists()
+    rc, out = cli([*RUN, "epochs=2", f"results_dir={results}"], tmp_path)  # space freed: resume=auto finishes it
+    assert rc == 0, out[-3000:]
+    rows = rows_of(results / "runs.csv")
+    assert len(rows) == 1 and rows[0]["status"] == "completed" and results / rows[0]["run_dir"] == run_dir
+
+
+def test_a_moved_results_folder_still_finds_its_run_folders(cli, tmp_path):
+    import shutil
+
+    from alignprune_exp.report.read import load_results
+
+    results = tmp_path / "res"
+    rc, out = cli([*RUN, "epochs=2", f"results_dir={results}"], tmp_path)
+    assert rc == 0, out[-3000:]
+    row = rows_of(results / "runs.csv")[0]
+    assert row["run_dir"].startswith("runs/") and (results / row["run_dir"] / "summary.json").is_file()
+    assert json.loads((results / row["run_dir"] / "summary.json").read_text())["run_dir"] == row["run_dir"]
+    moved = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(results, moved)
+    shutil.rmtree(results)
+    rows, problems = load_results(moved)
+    assert rows["run_dir"].tolist() == [str(moved / row["run_dir"])] and not problems
+    assert (moved / row["run_dir"] / "metrics.jsonl").is_file()
+    index = json.loads(next((moved / ".run_index").glob("*.json")).read_text())
+    assert (moved / index["run_dir"]).is_dir()  # the index follows the copy too (tests/test_results_integrity.py)

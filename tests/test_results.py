@@ -65,7 +65,7 @@ def test_full_disk_append_fails_loudly_and_leaves_the_file_whole(tmp_path, monke
     assert (tmp_path / "runs.csv").read_bytes() == before
 
 
-def test_torn_last_line_is_closed_and_reruns_are_not_appended_twice(tmp_path):
+def test_torn_last_line_is_set_aside_and_reruns_are_not_appended_twice(tmp_path):
     from alignprune_exp.report.read import load_results
 
     append_result_row(tmp_path, {"pruner": "full", "seed": 0, "run_id": "a"})
@@ -75,7 +75,8 @@ def test_torn_last_line_is_closed_and_reruns_are_not_appended_twice(tmp_path):
     append_result_row(tmp_path, {"pruner": "infobatch", "seed": 1, "run_id": "b"})  # a resumed run, again
     rows, problems = load_results(tmp_path)
     assert rows["run_id"].tolist() == ["a", "b"]
-    assert len(problems) == 1 and "runs.csv:3: 4 fields" in problems[0]
+    assert (tmp_path / "runs.csv.torn").read_text() == "2026-01-01,half,a,row\n"
+    assert len(problems) == 1 and "runs.csv.torn: 1 torn row(s)" in problems[0]
 
 
 def test_readers_skip_glued_rows_merge_machines_and_rebuild(tmp_path, cli_env):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,10 @@ def safe_torch_load(path: str | Path) -> object:
     path = Path(path)
     _require_file(path)
     try:
-        with torch.serialization.safe_globals(_torch_safe_globals()):
+        # A raw pickle (not a torch.save file) makes torch warn about its protocol before it fails: the one-line
+        # DataError below says what is wrong, so only that warning is silenced, and only here.
+        with torch.serialization.safe_globals(_torch_safe_globals()), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             return torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as exc:  # torch's weights-only unpickler stopped before running anything
         names_a_global, detail = _weights_only_detail(str(exc))

@@ -16,11 +16,11 @@ from omegaconf import DictConfig, OmegaConf
 from alignprune_exp.config.checks import check_writable, validate_config
 from alignprune_exp.config.instantiate import instantiate
 from alignprune_exp.core import distributed
-from alignprune_exp.core.errors import ConfigError, RunInterrupted, TrainingDiverged
+from alignprune_exp.core.errors import ConfigError, ResultsWriteError, RunInterrupted, TrainingDiverged
 from alignprune_exp.pipeline.build import attach_dynamics, build_trainer
 from alignprune_exp.runs.checkpoint import Checkpointer
 from alignprune_exp.runs.code_version import code_version
-from alignprune_exp.runs.records import RunRecorder
+from alignprune_exp.runs.records import RunRecorder, relative_run_dir
 from alignprune_exp.runs.resume import FINAL_STATUSES, ResumePlan, run_id, write_index
 from alignprune_exp.runs.resume import plan as resume_plan
 from alignprune_exp.runs.snapshots import SnapshotRecorder
@@ -141,7 +141,7 @@ class Session:
             "epochs": int(cfg.epochs),
             "input_shape": list(info["input_shape"]),
             "overrides": self.overrides,
-            "run_dir": str(self.run_dir),
+            "run_dir": relative_run_dir(self.run_dir, cfg.results_dir),
             "run_id": self.rid,
             "code_version": code_version(),
         }
@@ -206,7 +206,8 @@ class Session:
         return ckpt, dynamics
 
     def _record(self, result: dict, status: str, error: str | None = None) -> dict:
-        """Write the summary; a final status also gets its results row; the run index follows."""
+        """Write the summary; a final status also gets its results row; the run index follows. A write that
+        fails leaves the index ``failed`` if it still can be written (a relaunch with resume=auto redoes it)."""
         summary = {
             **self.base,
             **result,
@@ -215,13 +216,34 @@ class Session:
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "total_time_s": time.perf_counter() - self.t0,
         }
-        self.recorder.write_summary(summary)
-        if status in FINAL_STATUSES:
-            self.recorder.append_row(
-                self.cfg.results_dir, summary, filename=str(self.cfg.get("results_file") or "runs.csv")
-            )
+        try:
+            self.recorder.write_summary(summary)
+            if status in FINAL_STATUSES:
+                self.recorder.append_row(
+                    self.cfg.results_dir, summary, filename=str(self.cfg.get("results_file") or "runs.csv")
+                )
+        except ResultsWriteError:
+            self._try_write_index("failed")
+            raise
         write_index(self.cfg.results_dir, self.rid, self.run_dir, status)
         return summary
+
+    def _record_failure(self, trainer: Trainer, err: Exception) -> None:
+        """Best effort: summary and index ``failed``; a full disk here must not hide the error that ended the run."""
+        try:
+            self._record(
+                trainer.summarize(trainer.history, time.perf_counter() - self.t0),
+                "failed",
+                " ".join(str(err).split())[:500],
+            )
+        except ResultsWriteError as again:
+            log.warning("could not record the failure either: %s", again)
+
+    def _try_write_index(self, status: str) -> None:
+        try:
+            write_index(self.cfg.results_dir, self.rid, self.run_dir, status)
+        except ResultsWriteError as err:
+            log.warning("could not mark the run index %s: %s", status, err)
 
     def _fit_and_record(self, trainer: Trainer, ckpt: Checkpointer, dynamics) -> dict:
         """Train to the end of the budget; every way it can end leaves its status in the records."""
@@ -254,17 +276,23 @@ class Session:
                 f"with resume=auto (or resume={self.run_dir}) to continue"
             ) from None
         except Exception as err:
-            self._record(
-                trainer.summarize(trainer.history, time.perf_counter() - self.t0),
-                "failed",
-                " ".join(str(err).split())[:500],
-            )
+            self._record_failure(trainer, err)
             raise
-        if self.cfg.checkpoint:
-            trainer.state.save(self.run_dir / "state.pt")
-            self.dist.barrier()  # the other ranks wait here for the final state
-        if dynamics is not None:
-            dynamics.save(self.run_dir / "dynamics.pt", trainer.state.epoch)
+        self._save_final(trainer, dynamics)
         summary = self._record(result, "completed")
         ckpt.remove()
         return summary
+
+    def _save_final(self, trainer: Trainer, dynamics) -> None:
+        """The final ``state.pt`` and ``dynamics.pt``; a failed write leaves the run ``failed``."""
+        try:
+            if self.cfg.checkpoint:
+                try:
+                    trainer.state.save(self.run_dir / "state.pt")
+                finally:
+                    self.dist.barrier()  # the other ranks wait here for the final state
+            if dynamics is not None:
+                dynamics.save(self.run_dir / "dynamics.pt", trainer.state.epoch)
+        except ResultsWriteError as err:
+            self._record_failure(trainer, err)
+            raise

@@ -30,7 +30,9 @@ def resolve_run_dir(run_dir: str, results_dir: str | Path) -> Path | None:
     if not run_dir:
         return None
     path, root = Path(run_dir), Path(results_dir)
-    for candidate in (path, root / path, root.parent / path):
+    # A relative folder is relative to the results folder (how rows record it); an absolute one may have moved.
+    candidates = (path,) if path.is_absolute() else (root / path, root.parent / path, path)
+    for candidate in candidates:
         if candidate.is_dir():
             return candidate
     matches = _run_folders(str(root)).get(path.name, [])

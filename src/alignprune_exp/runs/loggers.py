@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 from pathlib import Path
+
+from alignprune_exp.runs.durable import append_checked
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +51,12 @@ class CSVLogger(RunLogger):
         new = self.fields is None
         if new:
             self.fields = list(record)
-        with open(self.path, "a", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(record)
+        header, row = io.StringIO(), io.StringIO()
+        if new:
+            csv.DictWriter(header, fieldnames=self.fields).writeheader()
+        csv.DictWriter(row, fieldnames=self.fields, extrasaction="ignore").writerow(record)
+        # A full disk is a one-line error like every other run file, and never leaves half a line behind.
+        append_checked(self.path, row.getvalue().encode(), header=header.getvalue().encode())
 
     def resume(self, history: list[dict]) -> None:
         """Rewrite ``metrics.csv`` with exactly these records (a resumed run drops epochs after its checkpoint)."""

@@ -2,18 +2,21 @@
 
 A run's id hashes its resolved config minus the keys that only say how to run it (``resume``,
 ``checkpoint_every``, ...). ``results_dir/.run_index/<id>.json`` points at the folder of the latest run
-with that id and its status, so relaunching the same command (or grid) with ``resume=auto`` finds it.
+with that id and its status, so relaunching the same command (or grid) with ``resume=auto`` finds it. The index
+records the folder relative to ``results_dir`` when it lies inside it (a moved results folder still resumes).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.runs.durable import atomic_write_bytes
+from alignprune_exp.runs.records import relative_run_dir, resolve_recorded_run_dir
 
 # Keys that do not change what a run computes, left out of its id.
 NOT_IN_RUN_ID = ("resume", "checkpoint_every", "stop_grace_s", "progress_bar", "logger", "checkpoint", "results_file")
@@ -33,14 +36,22 @@ def index_path(results_dir: str | Path, rid: str) -> Path:
 def write_index(results_dir: str | Path, rid: str, run_dir: str | Path, status: str) -> None:
     path = index_path(results_dir, rid)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, json.dumps({"run_id": rid, "run_dir": str(run_dir), "status": status}).encode())
+    entry = {"run_id": rid, "run_dir": relative_run_dir(run_dir, results_dir), "status": status}
+    atomic_write_bytes(path, json.dumps(entry).encode())
 
 
 def read_index(results_dir: str | Path, rid: str) -> dict | None:
+    """The index entry of ``rid`` with ``run_dir`` resolved against ``results_dir``, or None."""
     try:
-        return json.loads(index_path(results_dir, rid).read_text())
-    except (OSError, ValueError):
+        entry = json.loads(index_path(results_dir, rid).read_text())
+        entry["run_dir"] = resolve_recorded_run_dir(entry["run_dir"], results_dir)
+        return entry
+    except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _same_folder(a: str | Path, b: str | Path) -> bool:
+    return os.path.abspath(a) == os.path.abspath(b)
 
 
 @dataclass
@@ -73,7 +84,7 @@ def plan(resume: str | None, results_dir: str | Path, rid: str, default_run_dir:
             f"{rid}): resume it with its own overrides"
         )
     entry = read_index(results_dir, rid)
-    finished = entry is not None and entry["status"] in FINAL_STATUSES and Path(entry["run_dir"]) == run_dir
+    finished = entry is not None and entry.get("status") in FINAL_STATUSES and _same_folder(entry["run_dir"], run_dir)
     if finished and summary and summary.get("run_id") == rid:  # the index is marked after the row is written
         return ResumePlan(run_dir, done=summary)
     ckpt = run_dir / "checkpoint.pt"

@@ -34,8 +34,9 @@ class SnapshotRecorder:
             self.points.pop(0)
         self.epochs.append(int(record["epoch"]))
         self.progress.append(float(record["progress"]))
-        self.scores.append(extras["scores"].float().cpu().numpy().astype(np.float16))
-        self.losses.append(extras["last_loss"].float().cpu().numpy().astype(np.float16))
+        # Cast in torch: a value beyond float16's range becomes inf as in numpy, without numpy's overflow warning.
+        self.scores.append(extras["scores"].float().to(torch.float16).cpu().numpy())
+        self.losses.append(extras["last_loss"].float().to(torch.float16).cpu().numpy())
         if self.is_noisy is None:
             self.is_noisy = extras["is_noisy"].cpu().numpy()
         self.save()

@@ -2,9 +2,11 @@
 
 Hydra's basic sweeper runs one cartesian product. A paper table is a union: every pruner x ratio, plus
 Full-training once per noise and seed at the full budget (``pruner=full ratio=r0``). And a grid names
-pruners of other issues: until an option file exists, its cells are skipped (and listed), never
-filled with anything else and never failing the sweep. A cell that fails does not stop the others: at the
-end the sweep prints each failed cell with its one-line error and exits non-zero.
+pruners of other issues: until an option file exists, the grid's cells naming it are skipped (listed at
+the start and again at the end), never filled with anything else and never failing the sweep. A value typed
+on the command line that has no config file (``ratio=r99``) is a mistake, not a plan: its cells fail like any
+other bad cell. A cell that fails does not stop the others: at the end the sweep prints each failed cell with
+its one-line error and exits non-zero.
 
     hydra:
       sweeper:
@@ -40,8 +42,10 @@ class CellSweeper(Sweeper):
         params: the main grid, ``{override key: comma-separated values}``.
         extra: further grids, each a dict whose keys replace (or add to) those of ``params`` and of the
             command-line sweep overrides, e.g. ``[{pruner: full, ratio: r0}]``.
-        skip_missing: drop jobs choosing a config-group option that has no file (logged once per option);
-            False fails the whole sweep up front, as the basic sweeper does.
+        skip_missing: drop jobs whose grid (``params``, ``extra``) chooses a config-group option that has no
+            file (logged once per option, at the start and the end); False fails the whole sweep up front, as
+            the basic sweeper does. A missing option typed on the command line always fails its cells, which
+            are reported with the failed cells at the end (the other cells run).
     """
 
     def __init__(
@@ -57,6 +61,8 @@ class CellSweeper(Sweeper):
         self.extra = [dict(e) for e in (extra or [])]
         self.skip_missing = bool(skip_missing)
         self.skipped: dict[str, int] = {}
+        # Cells choosing an option typed on the command line that has no config file: (overrides, error).
+        self.invalid: list[tuple[list[str], str]] = []
         self.hydra_context: HydraContext | None = None
         self.config: DictConfig | None = None
         self.launcher = None
@@ -76,6 +82,7 @@ class CellSweeper(Sweeper):
         assert self.hydra_context is not None
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         params = [f"{k}={v}" for k, v in self.params.items()]
+        typed = {c for o in parser.parse_overrides(list(arguments)) for c in _choices(o)}
         base = {o.get_key_element(): o for o in parser.parse_overrides([*params, *arguments])}
         grids = [base]
         for entry in self.extra:
@@ -89,11 +96,13 @@ class CellSweeper(Sweeper):
                 if job not in seen:
                     seen.add(job)
                     jobs.append(list(job))
-        return self._drop_missing(jobs) if self.skip_missing else jobs
+        return self._drop_missing(jobs, typed)
 
-    def _drop_missing(self, jobs: list[list[str]]) -> list[list[str]]:
+    def _drop_missing(self, jobs: list[list[str]], typed: set[str]) -> list[list[str]]:
+        """The jobs to launch: a job choosing a missing option typed on the command line (``typed``) goes to
+        ``self.invalid``; one whose grid chooses a missing option is skipped (with ``skip_missing``)."""
         loader = self.hydra_context.config_loader
-        options: dict[str, set | None] = {}
+        options: dict[str, list[str] | None] = {}
 
         def missing(item: str) -> str | None:
             key, _, value = item.partition("=")
@@ -101,26 +110,38 @@ class CellSweeper(Sweeper):
             if "." in group or "@" in group:
                 return None
             if group not in options:
-                found = loader.get_group_options(group)
-                options[group] = set(found) if found else None
+                options[group] = list(loader.get_group_options(group)) or None
             known = options[group]
             return None if known is None or value in known or value == "null" else f"{group}={value}"
 
         kept = []
+        self.invalid, self.skipped = [], {}
         for job in jobs:
-            absent = [m for m in map(missing, job) if m]
-            if absent:
-                for m in absent:
+            absent = {item: m for item, m in ((item, missing(item)) for item in job) if m}
+            mistyped = [m for item, m in absent.items() if item in typed]
+            if mistyped:
+                self.invalid.append((job, "; ".join(_no_such_option(m, options) for m in mistyped)))
+            elif absent and self.skip_missing:
+                for m in absent.values():
                     self.skipped[m] = self.skipped.get(m, 0) + 1
             else:
                 kept.append(job)
-        for choice, count in sorted(self.skipped.items()):
-            log.warning("%s has no config file yet: its %d cell(s) are skipped (missing, not filled)", choice, count)
+        self.log_skipped()
         return kept
+
+    def log_skipped(self) -> None:
+        for choice, count in sorted(self.skipped.items()):
+            log.warning(
+                "%s has no config file yet: its %d cell(s) of the grid are skipped (missing, not filled)",
+                choice,
+                count,
+            )
 
     def sweep(self, arguments: list[str]) -> Any:
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         jobs = self.job_overrides(arguments)
+        for job, error in self.invalid:
+            log.error("cell %s not run: %s", " ".join(job), error)
         size = len(jobs) if self.max_batch_size in (None, -1) else int(self.max_batch_size)
         self.overrides = [jobs[i : i + size] for i in range(0, len(jobs), max(size, 1))]
         log.info("cells sweeper: %d job(s)", len(jobs))
@@ -141,8 +162,9 @@ class CellSweeper(Sweeper):
             returns.append(results)
             if any(_interrupted(r) for r in failures):
                 break  # a stop signal: launch nothing more
-        if failures:
-            report_failures(failures, initial_job_idx, jobs)
+        self.log_skipped()  # again at the end, where it is read
+        if failures or self.invalid:
+            report_failures(failures, initial_job_idx, jobs, invalid=self.invalid)
         return returns
 
     def get_job_batch(self) -> list[list[str]]:
@@ -157,26 +179,36 @@ def _interrupted(job: JobReturn) -> bool:
     return type(job._return_value).__name__ == "RunInterrupted"
 
 
-def report_failures(failures: list[JobReturn], launched: int, jobs: list[list[str]]) -> None:
+def report_failures(
+    failures: list[JobReturn],
+    launched: int,
+    jobs: list[list[str]],
+    invalid: Sequence[tuple[list[str], str]] = (),
+) -> None:
     """Print which cells failed and why (one line each: job number, the overrides that tell it from most
-    other cells, the error), then exit non-zero: 3 if a stop signal ended the sweep (relaunch with
-    resume=auto), else 1."""
+    other cells, the error; ``invalid`` cells, which chose an option that does not exist, as ``#-``), then
+    exit non-zero: 3 if a stop signal ended the sweep (relaunch with resume=auto), else 1."""
     interrupted = any(_interrupted(r) for r in failures)
-    total = len(jobs)
+    every = [*jobs, *(job for job, _ in invalid)]
+    total = len(every)
     counts: dict[str, int] = {}
-    for job in jobs:
+    for job in every:
         for o in job:
             counts[o] = counts.get(o, 0) + 1
     common = {o for o, n in counts.items() if n > total / 2} if total > 1 else set()
+    not_started = len(jobs) - launched
     lines = [
-        f"{len(failures)} of {total} cell(s) failed"
+        f"{len(failures) + len(invalid)} of {total} cell(s) failed"
         + (
-            f" ({total - launched} not started: the sweep was stopped; relaunch it with resume=auto)"
-            if launched < total
+            f" ({not_started} not started: the sweep was stopped; relaunch it with resume=auto)"
+            if not_started > 0
             else ""
         )
         + ":"
     ]
+    for job, error in invalid:
+        own = [o for o in job if o not in common]
+        lines.append(f"  #- {' '.join(own)}: {error} (not run)")
     for r in failures:
         err = r._return_value
         message = " ".join(str(err).split()) or type(err).__name__
@@ -187,6 +219,13 @@ def report_failures(failures: list[JobReturn], launched: int, jobs: list[list[st
         lines.append(f"  #{num} {' '.join(own)}: {message}")
     print("\n".join(lines), file=sys.stderr, flush=True)
     sys.exit(3 if interrupted else 1)
+
+
+def _no_such_option(choice: str, options: dict[str, list[str] | None]) -> str:
+    """``ratio=r99 does not exist: no config file ratio/r99.yaml (options: r0, r30, ...)``."""
+    group, _, value = choice.partition("=")
+    known = ", ".join(sorted(options.get(group) or []))
+    return f"{choice} does not exist: no config file {group}/{value}.yaml (options: {known})"
 
 
 def _as_override_value(value: Any) -> str:
