@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.install.stamp
 DEMO_DIR ?= results/demo
-LINT_PATHS := src tests scripts train.py
+LINT_PATHS := src tests scripts examples train.py
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo lint test test-fast show-config wheel check-wheel clean clean-results

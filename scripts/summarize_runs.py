@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from alignprune_exp.core.errors import AlignPruneError
 from alignprune_exp.report.read import load_results, rebuild_index, report
 
 COLUMNS = {
@@ -27,7 +28,11 @@ COLUMNS = {
     "achieved_ratio": "achieved ratio",
     "mean_score_noise_auroc": "score noise AUROC",
     "final_loss_noise_auroc": "final loss noise AUROC",
+    "mean_cold_start_noise_auroc": "cold-start AUROC",
     "mean_kept_noisy_fraction": "noisy share kept",
+    "avg_policy_pruned_fraction": "policy pruned",
+    "avg_untrained_fraction": "untrained",
+    "mean_below_mean_fraction": "below mean",
     "epochs_run": "epochs",
     "wall_time_s": "time (s)",
     "status": "status",
@@ -43,14 +48,19 @@ def main(argv: list[str] | None = None) -> int:
         "--rebuild",
         type=Path,
         metavar="DIR",
-        help="regenerate DIR/runs.csv from the summary.json of every run folder under DIR",
+        help="regenerate DIR/runs.csv from the summary.json of every run folder under DIR or named by its rows "
+        "(refused, nothing changed, when a row's run folder is missing)",
     )
     args = parser.parse_args(argv)
     if args.rebuild:
         if not args.rebuild.is_dir():
             print(f"error: {args.rebuild} is not a folder: give the results_dir of the runs", file=sys.stderr)
             return 2
-        path, n = rebuild_index(args.rebuild)
+        try:
+            path, n = rebuild_index(args.rebuild)
+        except AlignPruneError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         print(f"rebuilt {path} from {n} run folder(s); the previous runs*.csv are kept as *.bak")
         if args.runs_csv is None:
             return 0

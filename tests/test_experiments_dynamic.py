@@ -197,7 +197,7 @@ def test_new_pruners_run_through_the_cli(cli_env, tmp_path):
     # and its last epochs are annealing ones.
     for name in ("seta", "seta_das"):
         s, epochs = summaries[name]
-        assert s["epochs_run"] >= 5 and s["avg_pruned_fraction"] > 0.1
+        assert s["epochs_run"] >= 5 and s["avg_policy_pruned_fraction"] > 0.1
         assert epochs[0]["prune/selected_fraction"] == pytest.approx(0.9, abs=0.01)
         assert epochs[-1]["prune/annealing"] and not epochs[1]["prune/annealing"]
     assert summaries["seta_das"][0]["reference_fwd"] > 0 and summaries["seta"][0]["reference_fwd"] == 0

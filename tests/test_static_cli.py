@@ -49,7 +49,7 @@ def test_every_static_method_in_one_sweep_sharing_one_warmup(cli_env, tmp_path):
     assert sorted(r["pruner"] for r in got) == sorted(STATIC)
     for r in got:  # a fixed 70% subset for the whole schedule
         assert float(r["achieved_ratio"]) == pytest.approx(0.3, abs=0.01)
-        assert float(r["avg_pruned_fraction"]) == pytest.approx(0.3, abs=0.01)
+        assert float(r["avg_policy_pruned_fraction"]) == pytest.approx(0.3, abs=0.01)
     # one scoring warm-up (8 methods) and one full-length dynamics run (Dyn-Unc, DUAL); random_static needs none
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 2
     assert log.count("warm-up cache miss") == 2 and log.count("warm-up cache hit") == len(STATIC) - 3

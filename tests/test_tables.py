@@ -69,7 +69,7 @@ def _row(pruner, ratio, noise, seed, acc, overrides="", timestamp=""):
         "overrides": overrides,
         "timestamp": timestamp,
         "wall_time_s": 60.0 * (seed + 1),
-        "avg_pruned_fraction": 0.25,
+        "avg_policy_pruned_fraction": 0.25,
         "run_dir": f"/nowhere/{pruner}_{ratio}_{noise}_{seed}_{timestamp}",
     }
 

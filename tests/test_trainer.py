@@ -10,7 +10,7 @@ import torch
 from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.data.augment import BatchAugment
 from alignprune_exp.pipeline.build import build_trainer
-from alignprune_exp.train.budget import ForwardBudget
+from alignprune_exp.plugin.budget import ForwardBudget
 from alignprune_exp.train.schedule import Constant, MultiStep, OneCycle
 from tests.conftest import TINY_DIGITS
 
@@ -94,10 +94,10 @@ def test_every_pruner_lands_on_the_target_ratio(compose_cfg, pruner, ratio):
     assert abs(summary["achieved_ratio"] - target) <= 0.02
     assert summary["train_fwd"] == trainer.state.budget.total
     if pruner == "full":
-        assert summary["avg_pruned_fraction"] == 0.0
+        assert summary["avg_policy_pruned_fraction"] == 0.0
         assert summary["epochs_run"] == math.ceil(12 * (1 - target))
     if pruner in ("infobatch", "infobatch_das"):
-        assert summary["avg_pruned_fraction"] > 0.0
+        assert summary["avg_policy_pruned_fraction"] > 0.0
 
 
 def test_state_round_trip_resumes_exactly(compose_cfg, tmp_path):

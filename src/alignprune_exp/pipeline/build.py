@@ -13,10 +13,10 @@ from alignprune_exp.core.runtime import resolve_device, seed_everything
 from alignprune_exp.losses.base import Criterion
 from alignprune_exp.pipeline.data import build_data
 from alignprune_exp.pipeline.warmup import run_warmup
+from alignprune_exp.plugin.budget import ForwardBudget
 from alignprune_exp.pruning.base import Policy
 from alignprune_exp.pruning.full import FullData
 from alignprune_exp.train import speed
-from alignprune_exp.train.budget import ForwardBudget
 from alignprune_exp.train.recorders import DynamicsRecorder
 from alignprune_exp.train.state import RunState
 from alignprune_exp.train.trainer import Trainer
@@ -101,6 +101,8 @@ def build_trainer(cfg: DictConfig, callbacks=()) -> tuple[Trainer, dict]:
         forward=speed.model_forward(model, cfg.get("compile", False)),
         dist=dist,
         check_ranks=bool(cfg.get("dist_check", False)),
+        # divergence_threshold x the chance-level loss ln(C); null: only a non-finite loss diverges
+        divergence_threshold=float((cfg.get("divergence_threshold") or np.inf) * np.log(info["num_classes"])),
     )
     info["device"] = str(device)
     return trainer, info

@@ -26,6 +26,22 @@ def is_annealing(epoch: int, delta: float, progress: float | None = None, num_ep
     return False
 
 
+def is_annealing_by_epochs(epoch: int, delta: float, progress: float, budget_epochs: float) -> bool:
+    """InfoBatch's epoch rule over the epochs a budget-matched run will actually train.
+
+    A pruned run's epoch count T is known only at its end, but annealing trains on full data, so the budget
+    left, R = budget_epochs x (1 - progress) full-data epochs, is exactly the number of epochs still to run if
+    annealing started now: the run would last epoch + R epochs. The rule anneals iff
+    epoch >= delta x (epoch + R), i.e. R <= (1 - delta) / delta x epoch (0-based ``epoch`` = epochs done),
+    so the annealing epochs are the last (1 - delta) of the epochs the run trains, within one epoch (the
+    last, cut epoch counts as one). Once true it stays true (each annealing epoch spends one epoch of R).
+    Unpruned (R = T - epoch) it anneals from epoch delta x T on: InfoBatch's ``epoch + 1 > delta x T``
+    wherever delta x T is whole (200 epochs: the last 25), one epoch later otherwise.
+    """
+    remaining = float(budget_epochs) * max(0.0, 1.0 - float(progress))
+    return epoch >= delta * (epoch + remaining) - 1e-9
+
+
 def floor_count(fraction: float, n: int) -> int:
     """floor(fraction * n), immune to float representation error ((1 - 0.9) * 10 -> 1, not 0)."""
     return math.floor(fraction * n + 1e-6)
@@ -124,10 +140,19 @@ class Policy(ABC):
             f"{type(self).__name__} takes no warm-up record: prepare(record) belongs to static policies"
         )
 
-    def _init_annealing(self, delta: float, num_epochs: int | None, anneal_by: str = "budget") -> None:
+    def _init_annealing(
+        self,
+        delta: float,
+        num_epochs: int | None,
+        anneal_by: str = "budget",
+        budget_fraction: float | None = None,
+    ) -> None:
         """Validate and keep the annealing settings InfoBatch-style policies share (see ``is_annealing``).
 
-        ``anneal_by="epochs"`` ignores budget progress and anneals by the epoch rule over ``num_epochs``.
+        ``anneal_by="epochs"`` ignores where delta of the budget is and anneals by InfoBatch's epoch rule: with
+        ``budget_fraction`` (the run's budget, 1 - ratio, as a fraction of ``num_epochs`` full-data epochs)
+        over the epochs the run will train (``is_annealing_by_epochs``); without it, or when ``select`` gets
+        no ``progress``, over ``num_epochs`` itself (right only for a run that trains exactly that many epochs).
         """
         self.delta = check_unit_interval("delta", delta)
         if num_epochs is not None and int(num_epochs) < 1:
@@ -136,12 +161,17 @@ class Policy(ABC):
             raise ConfigError(f"anneal_by must be 'budget' or 'epochs', got {anneal_by!r}")
         if anneal_by == "epochs" and num_epochs is None:
             raise ConfigError("anneal_by=epochs needs num_epochs: set pruner.policy.num_epochs=${epochs}")
+        if budget_fraction is not None and not 0.0 < float(budget_fraction) <= 1.0:
+            raise ConfigError(f"budget_fraction must be in (0, 1] (1 - ratio), got {budget_fraction}")
         self.num_epochs = None if num_epochs is None else int(num_epochs)
+        self.budget_fraction = None if budget_fraction is None else float(budget_fraction)
         self.anneal_by = anneal_by
 
     def annealing(self, epoch: int, progress: float | None) -> bool:
         """Whether this epoch is in the final full-data phase."""
         if self.anneal_by == "epochs":
+            if progress is not None and self.budget_fraction is not None:
+                return is_annealing_by_epochs(epoch, self.delta, progress, self.budget_fraction * self.num_epochs)
             progress = None
         return is_annealing(epoch, self.delta, progress, self.num_epochs)
 

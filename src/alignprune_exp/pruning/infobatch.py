@@ -24,9 +24,9 @@ class InfoBatch(Policy):
 
     Two rules of the official ``infobatch`` package are options (the defaults follow the paper's text,
     see docs/paper_recipe.md): ``min_keep=0.1`` keeps at least that fraction of D1 (its
-    ``keep_ratio = max(0.1, 1 - r)``, with weights 1 / keep_ratio), and ``anneal_by="epochs"`` anneals after
-    ``delta`` of ``num_epochs`` epochs instead of ``delta`` of the forward-pass budget. prune_prob is never
-    clipped (invalid values raise ConfigError) and weights are rebuilt on every call.
+    ``keep_ratio = max(0.1, 1 - r)``, with weights 1 / keep_ratio), and ``anneal_by="epochs"`` anneals the
+    last ``1 - delta`` of the epochs the run trains instead of after ``delta`` of the forward-pass budget.
+    prune_prob is never clipped (invalid values raise ConfigError) and weights are rebuilt on every call.
 
     Args:
         num_samples: size of the training set.
@@ -38,7 +38,11 @@ class InfoBatch(Policy):
         rescale: weight kept below-mean samples by 1 / keep fraction; False keeps weights 1.
         seed: seed of the private generator drawing the kept subset.
         min_keep: floor of the kept fraction of D1 (0: none; the official package: 0.1).
-        anneal_by: "budget" (progress >= delta) or "epochs" (InfoBatch's epoch rule over ``num_epochs``).
+        anneal_by: "budget" (progress >= delta) or "epochs" (InfoBatch's epoch rule: the last (1 - delta) of
+            the epochs the run trains anneal, see ``is_annealing_by_epochs``).
+        budget_fraction: the run's forward-pass budget as a fraction (1 - ratio) of ``num_epochs`` full-data
+            epochs; ``anneal_by="epochs"`` needs it to count a budget-matched run's epochs (None: it counts
+            ``num_epochs``, which a pruned run outlasts, so annealing would start late or never).
     """
 
     def __init__(
@@ -51,12 +55,13 @@ class InfoBatch(Policy):
         seed: int = 0,
         min_keep: float = 0.0,
         anneal_by: str = "budget",
+        budget_fraction: float | None = None,
     ) -> None:
         super().__init__(num_samples, seed)
         self.rescale = bool(rescale)
         self.prune_prob = check_unit_interval("prune_prob", prune_prob)
         self.min_keep = check_unit_interval("min_keep", min_keep)
-        self._init_annealing(delta, num_epochs, anneal_by)
+        self._init_annealing(delta, num_epochs, anneal_by, budget_fraction)
 
     def select(
         self, scores: torch.Tensor, epoch: int, progress: float | None = None

@@ -232,7 +232,10 @@ def efficiency_rows(rows: pd.DataFrame) -> pd.DataFrame:
     def column(name):
         return _num(rows[name]) if name in rows else np.full(len(rows), math.nan)
 
-    data = rows.assign(acc=column("final_test_acc"), time=column("wall_time_s"), pruned=column("avg_pruned_fraction"))
+    # The policy's pruned fraction; rows written before the rename carry the same figure as avg_pruned_fraction.
+    pruned = pd.Series(column("avg_policy_pruned_fraction"), index=rows.index)
+    pruned = pruned.fillna(pd.Series(column("avg_pruned_fraction"), index=rows.index))
+    data = rows.assign(acc=column("final_test_acc"), time=column("wall_time_s"), pruned=pruned)
     out = []
     for (setting, noise, ratio, method), g in data.groupby(["setting", "noise", "ratio", "method"], sort=True):
         out.append(

@@ -46,6 +46,12 @@ class Scorer(ABC):
 
     needs_reference: bool = False  # True if the trainer must call observe_reference each epoch
 
+    @property
+    def ranks_by_cold_start(self) -> bool:
+        """True while ``scores()`` is a cold-start stand-in (e.g. the last loss) rather than the scorer's own
+        score, so run figures can tell the scorer's epochs from the stand-in's; False unless a scorer has one."""
+        return False
+
     def __init__(self, num_samples: int, unobserved_loss: float = 0.0) -> None:
         if int(num_samples) < 1:
             raise ConfigError(f"num_samples must be >= 1, got {num_samples}: check the dataset size")

@@ -205,6 +205,11 @@ class DASScorer(Scorer):
         """True while the cold-start rule ranks by the last loss instead of DAS."""
         return self.cold_start == "loss" and self.ready_fraction() < self.cold_start_fraction
 
+    @property
+    def ranks_by_cold_start(self) -> bool:
+        """The Scorer contract's flag: True while ``cold`` (``scores()`` is the last loss, not DAS)."""
+        return self.cold
+
     def scores(self) -> torch.Tensor:
         """DAS per sample, float32 [n] in [-1, 1] (the last loss while ``cold``); cached until the next observation."""
         if self._cache is None and self.cold:

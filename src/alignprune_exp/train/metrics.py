@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from alignprune_exp.pruning.base import below_mean
+
 
 def auroc(scores: torch.Tensor, positives: torch.Tensor, mask: torch.Tensor | None = None) -> float:
     """Mann-Whitney AUROC that positives score higher than negatives, ties counted 1/2.
@@ -95,4 +97,26 @@ def noise_detection(
         "prune/weighted_noisy_share": weighted_noisy_share(trained, weights, is_noisy),
         "score/noise_auroc": noise_auroc(scores, is_noisy),
         "loss/noise_auroc": loss_noise_auroc(last_loss, is_noisy, mask=observed),
+    }
+
+
+def below_mean_fraction(scores: torch.Tensor) -> float:
+    """Share of samples strictly below the mean score (InfoBatch's prunable set, Table F), by InfoBatch's rule."""
+    return below_mean(scores).double().mean().item() if scores.numel() else float("nan")
+
+
+def pruning_accounting(
+    scores: torch.Tensor, cold_start: bool, selected: int, trained: int, n: int, in_batch: bool
+) -> dict[str, float | bool]:
+    """An epoch's pruning figures, kept apart: what the policy pruned vs what did not train (budget cut included).
+
+    A batch-level policy selects inside batches, so what it pruned is what did not train; ``cold_start`` says
+    the scores were a cold-start stand-in, not the scorer's own ranking.
+    """
+    chosen = trained if in_batch else selected
+    return {
+        "prune/policy_pruned_fraction": 1.0 - chosen / n,
+        "prune/untrained_fraction": 1.0 - trained / n,
+        "prune/below_mean_fraction": below_mean_fraction(scores),
+        "score/cold_start": bool(cold_start),
     }

@@ -66,6 +66,7 @@ class Trainer:
         forward=None,
         dist: distributed.Dist | None = None,
         check_ranks: bool = False,
+        divergence_threshold: float = math.inf,
     ):
         self.state, self.data, self.schedule = state, data, schedule
         # Speed settings (train/speed.py): the reference pass's batch (None = eval_batch_size; halved on CUDA
@@ -75,7 +76,7 @@ class Trainer:
         self.device, self.batch_size, self.eval_batch_size = device, batch_size, eval_batch_size
         self.criterion: Criterion = criterion if criterion is not None else CrossEntropy()
         self.amp, self.eval_every = amp, max(1, eval_every)
-        self.max_epochs, self.progress_bar = max_epochs, progress_bar
+        self.max_epochs, self.progress_bar, self.max_loss = max_epochs, progress_bar, divergence_threshold
         self.callbacks, self.batch_callbacks = list(callbacks), list(batch_callbacks)
         self.last_test = (float("nan"), float("nan"))
         self.history: list[dict] = []  # epoch records so far (restored with a checkpoint)
@@ -271,7 +272,7 @@ class Trainer:
         """Select, train, score and evaluate one epoch; returns its metrics record."""
         st, data = self.state, self.data
         epoch, t0 = st.epoch, time.perf_counter()
-        scores = st.scorer.scores()
+        scores, cold = st.scorer.scores(), st.scorer.ranks_by_cold_start  # what ranked this select
         indices, weights = st.policy.select(scores, epoch, progress=st.budget.progress)
         selected = len(indices)
         perm = torch.randperm(selected, generator=st.shuffle_gen).to(indices.device)
@@ -296,9 +297,8 @@ class Trainer:
         is_noisy = data.is_noisy
         last_loss, observed = st.scorer.last_losses()
         n = data.num_samples
-        # A batch-level policy selects inside batches: what it pruned is what did not train.
-        chosen = len(trained) if st.policy.selects_in_batch else selected
-        st.pruned_fractions.append(1.0 - chosen / n)
+        acct = metrics.pruning_accounting(scores, cold, selected, len(trained), n, st.policy.selects_in_batch)
+        st.pruned_fractions.append(acct["prune/policy_pruned_fraction"])  # kept: part of the checkpoint format
         rec.update(
             {
                 "epoch": epoch,
@@ -311,6 +311,7 @@ class Trainer:
                 "test/acc": self.last_test[1],
                 "prune/selected_fraction": selected / n,
                 "prune/kept_fraction": len(trained) / n,
+                **acct,
                 **metrics.noise_detection(scores, trained, weights, last_loss, observed, is_noisy),
                 "fwd/train": st.budget.spent,
                 "fwd/reference": st.reference_fwd,
@@ -344,7 +345,7 @@ class Trainer:
         """Train until the budget is spent; returns the run's summary figures.
 
         Continues from ``self.history`` (a restored checkpoint). Raises TrainingDiverged when an epoch's
-        training loss is not finite.
+        training loss is not finite or above ``divergence_threshold`` (an absolute loss; inf: no bound).
         """
         st, t0 = self.state, time.perf_counter()
         history = self.history
@@ -367,9 +368,10 @@ class Trainer:
                     break
                 rec = self.run_epoch(bar)
                 history.append(rec)
-                bad = [v for v in (rec["train/weighted_loss"], rec["train/loss"]) if not math.isfinite(v)]
+                lim, losses = self.max_loss, (rec["train/weighted_loss"], rec["train/loss"])
+                bad = [v for v in losses if not math.isfinite(v) or v > lim]
                 if bad and rec["prune/kept_fraction"] > 0:
-                    raise TrainingDiverged(rec["epoch"], bad[0])
+                    raise TrainingDiverged(rec["epoch"], bad[0], f" (loss limit {lim:.4g})" * (bad[0] > lim))
                 bar.set_postfix(epoch=rec["epoch"], acc=f"{rec['test/acc']:.1f}")
                 log.info(
                     "epoch %3d | kept %.3f | noisy kept %.3f | loss %.4f | test acc %.2f | score AUROC %.3f | %.1fs",

@@ -48,8 +48,10 @@ class DUAL(TrajectoryPolicy):
         beta_sampling: draw B samples without replacement with weight BetaPDF(pbar) * DUAL (default true,
             the official CIFAR README's ``--sample beta``); false: plain top-B by DUAL.
         c_d: the Beta schedule's exponent c_D (4, the CIFAR README).
-        beta_mean_epochs: ``all`` (pbar over the whole recorded run, as the README passes the 200-epoch
-            ``target_probs`` file) or ``scored`` (over the same T epochs as the score).
+        beta_mean_epochs: ``scored`` (default: pbar over the same first T epochs as the score, the official
+            ``data_subset.py`` ``beta_sampling`` since behaapyy/dual-pruning 65e999c, "Use only first 30
+            epochs"; under noise a whole-run mean includes the memorised wrong labels) or ``all`` (over the
+            whole recorded run, the README's 200-epoch ``target_probs`` file before that commit).
     """
 
     def __init__(
@@ -63,7 +65,7 @@ class DUAL(TrajectoryPolicy):
         trajectory: str = "full_run",
         beta_sampling: bool = True,
         c_d: float = 4.0,
-        beta_mean_epochs: str = "all",
+        beta_mean_epochs: str = "scored",
     ):
         super().__init__(num_samples, keep_fraction, class_balanced, seed, window, epochs, trajectory)
         if beta_sampling and class_balanced:
