@@ -15,7 +15,7 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip setuptools wheel
-	$(PY) -m pip install -e ".[dev,launchers]"
+	$(PY) -m pip install -e ".[dev,launchers,lightning]"
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the package (editable, with dev extras) once
