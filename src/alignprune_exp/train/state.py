@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -34,7 +34,6 @@ class RunState:
     epoch: int = 0
     reference_fwd: int = 0
     selection_fwd: int = 0
-    pruned_fractions: list[float] = field(default_factory=list)
 
     def state_dict(self) -> dict:
         rng = {
@@ -54,7 +53,6 @@ class RunState:
             "criterion": self.criterion.state_dict() if self.criterion is not None else {},
             "reference_fwd": self.reference_fwd,
             "selection_fwd": self.selection_fwd,
-            "pruned_fractions": list(self.pruned_fractions),
             "rng": rng,
         }
 
@@ -68,7 +66,6 @@ class RunState:
             self.criterion.load_state_dict(sd["criterion"])
         self.epoch, self.reference_fwd = int(sd["epoch"]), int(sd["reference_fwd"])
         self.selection_fwd = int(sd.get("selection_fwd", 0))
-        self.pruned_fractions = [float(v) for v in sd["pruned_fractions"]]
         self.shuffle_gen.set_state(sd["rng"]["shuffle"])
         self.augment_gen.set_state(sd["rng"]["augment"])
         torch.set_rng_state(sd["rng"]["torch"])

@@ -298,7 +298,6 @@ class Trainer:
         last_loss, observed = st.scorer.last_losses()
         n = data.num_samples
         acct = metrics.pruning_accounting(scores, cold, selected, len(trained), n, st.policy.selects_in_batch)
-        st.pruned_fractions.append(acct["prune/policy_pruned_fraction"])  # kept: part of the checkpoint format
         rec.update(
             {
                 "epoch": epoch,
