@@ -38,14 +38,21 @@ def test_batch_loop_never_synchronises_per_batch(compose_cfg, monkeypatch, one_t
     trained = {}
 
     def epoch(k):
-        trained[k] = trainer.train_epoch(torch.arange(k * 16), weights)
+        """Syncs of training a plan of k batches (the plan opens and closes outside the count)."""
+        select = trainer.state.policy.select
+        trainer.state.policy.select = lambda *a, **kw: (torch.arange(k * 16), weights)
+        plan = trainer.open_plan()
+        trainer.state.policy.select = select
+        counts = count_sync_calls(monkeypatch, lambda: trained.__setitem__(k, trainer.train_epoch(plan)))
+        assert plan.step == k
+        trainer.engine.end_epoch(reference_loss=1.0)
+        assert len(trainer.engine.last_trained[0]) == 16 * k
+        return counts
 
-    two = count_sync_calls(monkeypatch, lambda: epoch(2))
-    twenty = count_sync_calls(monkeypatch, lambda: epoch(20))
-    assert len(trained[20][0]) == 320 and len(trained[2][0]) == 32
+    two, twenty = epoch(2), epoch(20)
     assert two == twenty, (two, twenty)  # what syncs does so once per epoch, not per batch
     assert sum(twenty.values()) <= 2
-    assert np.isfinite(trained[20][2]) and trained[20][2] > 0  # the device-side weighted loss sum is read
+    assert np.isfinite(trained[20][0]) and trained[20][0] > 0  # the device-side weighted loss sum is read
 
 
 def test_evaluate_keeps_sums_on_device_and_matches_a_direct_computation(compose_cfg, monkeypatch):
@@ -119,16 +126,22 @@ def test_batch_loop_never_synchronises_on_cuda(compose_cfg):
 
     trainer, _ = build_trainer(compose_cfg([*TINY_DIGITS, "device=cuda", "pruner=infobatch_das", "batch_size=16"]))
     weights = torch.ones(trainer.data.num_samples, device="cuda")
-    trainer.train_epoch(torch.arange(32, device="cuda"), weights)  # warm-up: cuDNN / allocator first calls
+    select = trainer.state.policy.select
 
     def syncs(k):
+        trainer.state.policy.select = lambda *a, **kw: (torch.arange(16 * k, device="cuda"), weights)
+        plan = trainer.open_plan()
+        trainer.state.policy.select = select
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             torch.cuda.set_sync_debug_mode("warn")
             try:
-                trainer.train_epoch(torch.arange(16 * k, device="cuda"), weights)
+                trainer.train_epoch(plan)
             finally:
                 torch.cuda.set_sync_debug_mode("default")
+        trainer.engine.end_epoch(reference_loss=1.0)
         return sum("synchroniz" in str(w.message) for w in caught)
+
+    syncs(2)  # warm-up: cuDNN / allocator first calls
 
     assert syncs(2) == syncs(20) <= 2

@@ -70,8 +70,12 @@ def test_augment_crop_flip_is_a_shifted_copy():
 
 def test_last_single_sample_batch_is_merged(compose_cfg):
     trainer, _ = build_trainer(compose_cfg([*TINY_DIGITS, "batch_size=10"]))
-    sizes = [s.stop - s.start for s in trainer.batches(21)]
-    assert sizes == [10, 11]
+    policy = trainer.state.policy
+    policy.select = lambda *a, **kw: (torch.arange(21), torch.ones(trainer.data.num_samples))
+    plan = trainer.open_plan()
+    assert [b - a for a, b in plan.bounds] == [10, 11]
+    trainer.train_epoch(plan)
+    assert plan.step == 2 and trainer.state.budget.spent == 21
 
 
 @pytest.mark.parametrize("pruner", ["full", "random_dynamic", "infobatch", "infobatch_das"])

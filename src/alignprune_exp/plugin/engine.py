@@ -50,6 +50,11 @@ class PruningEngine:
         seed: seed of the shuffle generator (the policy has its own).
         device: where the scorer, the plan and the weights live: the model's device.
         config: what fingerprints the state (the constructors pass their arguments).
+        shuffle_gen: the shuffle generator to use instead of one seeded by ``seed`` (the project's trainer passes
+            its run state's, which its checkpoints save).
+        in_trainer: accept the trainer-only policies: the project's ``Trainer`` adds what they need on top of the
+            engine (a no-grad pass to select inside each drawn batch, ``update_selected``; scoring the samples that
+            did not train). A plain loop leaves it False.
     """
 
     def __init__(
@@ -61,8 +66,10 @@ class PruningEngine:
         seed: int = 0,
         device: torch.device | str = "cpu",
         config: dict[str, Any] | None = None,
+        shuffle_gen: torch.Generator | None = None,
+        in_trainer: bool = False,
     ) -> None:
-        if policy.selects_in_batch or policy.scores_unselected or policy.needs_warmup:
+        if not in_trainer and (policy.selects_in_batch or policy.scores_unselected or policy.needs_warmup):
             raise ConfigError(
                 f"{type(policy).__name__} selects inside batches, scores unselected samples or needs a warm-up: "
                 "it is trainer-only (python train.py pruner=...); the engine takes per-epoch policies"
@@ -72,13 +79,14 @@ class PruningEngine:
         self.device = torch.device(device)
         self.scorer, self.policy, self.budget = scorer.to(self.device), policy.to(self.device), budget
         self.num_samples, self.seed = scorer.num_samples, int(seed)
-        self.shuffle_gen = torch.Generator().manual_seed(self.seed)
+        self.shuffle_gen = torch.Generator().manual_seed(self.seed) if shuffle_gen is None else shuffle_gen
         base = {"scorer": type(scorer).__qualname__, "policy": type(policy).__qualname__, "seed": self.seed}
         base.update(num_samples=self.num_samples, budget=[budget.total, budget.full])
         self.config = {**base, **(config or {})}
         self.epoch, self.reference_fwd = 0, 0
         self.rank, self.world_size = 0, 1
         self._plan: EpochPlan | None = None
+        self.last_trained: tuple[torch.Tensor, torch.Tensor] | None = None  # the closed epoch's (index, loss) pairs
 
     # -- constructors with the YAML defaults ------------------------------------------------------------------
     @classmethod
@@ -118,6 +126,11 @@ class PruningEngine:
     def exhausted(self) -> bool:
         """True once the budget is spent: the run is over."""
         return self.budget.exhausted
+
+    @property
+    def plan(self) -> EpochPlan | None:
+        """The open epoch's plan (its ``indices`` in training order, ``weights``, ``scores``), None between epochs."""
+        return self._plan
 
     @property
     def cursor(self) -> tuple[int, int]:
@@ -166,13 +179,17 @@ class PruningEngine:
 
     def _select(self, batch_size: int, world_size: int) -> EpochPlan:
         """Select, shuffle with the private generator and cut to the budget, as the trainer's ``run_epoch``."""
-        indices, weights = self.policy.select(self.scorer.scores(), self.epoch, progress=self.budget.progress)
+        scores = self.scorer.scores()
+        indices, weights = self.policy.select(scores, self.epoch, progress=self.budget.progress)
         selected = len(indices)
         perm = torch.randperm(selected, generator=self.shuffle_gen).to(indices.device)
-        n = self.budget.grant(selected)
-        if 0 < n < world_size:  # the budget's last samples: at most world_size - 1 extra passes, no empty rank
-            n = min(selected, world_size)
-        if n < world_size:
+        if self.policy.selects_in_batch:  # the cut happens after each batch's own selection (update_selected)
+            n = selected
+        else:
+            n = self.budget.grant(selected)
+            if 0 < n < world_size:  # the budget's last samples: at most world_size - 1 extra passes, no empty rank
+                n = min(selected, world_size)
+        if 0 < selected and n < world_size:
             raise ConfigError(f"epoch {self.epoch} selected {selected} samples, fewer than the {world_size} ranks")
         return EpochPlan(
             epoch=self.epoch,
@@ -182,6 +199,7 @@ class PruningEngine:
             annealing=bool(self.policy.stats.get("annealing", False)),
             batch_size=batch_size,
             world_size=world_size,
+            scores=scores,
         )
 
     def _open_plan(self, what: str) -> EpochPlan:
@@ -222,10 +240,25 @@ class PruningEngine:
             )
         idx = index.reshape(-1).to(self.device, torch.int64, non_blocking=True)
         start, stop = plan.bounds[plan.step]
-        scale = (hi - lo) * self.world_size / (stop - start)
-        loss = (per_sample_loss * plan.weights[idx]).mean() * scale
-        plan.record(idx, per_sample_loss, lo, hi)
-        self.budget.spend(stop - start)
+        plan.check(idx, lo, hi)
+        return self._step(plan, per_sample_loss, idx, stop - start)
+
+    def update_selected(self, per_sample_loss: torch.Tensor, index: torch.Tensor, global_size: int) -> torch.Tensor:
+        """``update`` for a policy that selects inside each drawn batch of the plan (the trainer's DivBS path):
+        the samples this rank kept of the current batch, ``global_size`` of them over all ranks (already cut to
+        the budget). A rank that kept none passes empty tensors and gets a zero loss."""
+        plan = self._open_plan("update_selected()")
+        if plan.done:
+            raise RuntimeError(f"all {plan.num_batches} batches of epoch {plan.epoch} are trained")
+        idx = index.reshape(-1).to(self.device, torch.int64, non_blocking=True)
+        return self._step(plan, per_sample_loss, idx, int(global_size))
+
+    def _step(self, plan: EpochPlan, per_sample_loss: torch.Tensor, idx: torch.Tensor, n_global: int) -> torch.Tensor:
+        """``mean(w[idx] * loss)`` scaled by this rank's share of the global batch; records it, spends its budget."""
+        weighted = per_sample_loss * plan.weights[idx]
+        loss = weighted.mean() * (idx.numel() * self.world_size / n_global) if idx.numel() else weighted.sum()
+        plan.record(idx, per_sample_loss)
+        self.budget.spend(n_global)
         return loss
 
     # -- the epoch's end --------------------------------------------------------------------------------------
@@ -265,7 +298,7 @@ class PruningEngine:
         self.scorer.observe(seen, losses, plan.epoch)
         if ref is not None:
             self.scorer.observe_reference(plan.epoch, ref)
-        self.epoch, self._plan = self.epoch + 1, None
+        self.epoch, self._plan, self.last_trained = self.epoch + 1, None, (seen, losses)
         return {
             "epoch": plan.epoch,
             "selected": plan.selected,

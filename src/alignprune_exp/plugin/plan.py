@@ -48,6 +48,7 @@ class EpochPlan:
     bounds: list[tuple[int, int]] = field(default_factory=list)
     order: list[int] = field(default_factory=list)
     restored: bool = False  # loaded from a state: one iteration may find every batch trained
+    scores: torch.Tensor | None = None  # the scores that ranked this selection (not kept in a state)
 
     def __post_init__(self) -> None:
         self.order = self.indices.tolist()  # the sampler's lists, read once per epoch
@@ -83,9 +84,12 @@ class EpochPlan:
         lo, hi = self.part(step, rank)
         return self.order[lo:hi]
 
-    def record(self, idx: torch.Tensor, losses: torch.Tensor, lo: int, hi: int) -> None:
-        """Buffer one trained batch on the device; flag (without a host sync) indices other than the plan's."""
+    def check(self, idx: torch.Tensor, lo: int, hi: int) -> None:
+        """Flag (on the device, without a host sync) indices other than the plan's positions [lo, hi)."""
         self.bad.logical_or_((idx != self.indices[lo:hi]).any())
+
+    def record(self, idx: torch.Tensor, losses: torch.Tensor) -> None:
+        """Buffer one trained batch on the device."""
         self.seen.append(idx)
         self.losses.append(losses.detach())
         self.step += 1

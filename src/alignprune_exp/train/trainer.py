@@ -15,6 +15,8 @@ from alignprune_exp.core.errors import TrainingDiverged
 from alignprune_exp.losses.base import Criterion
 from alignprune_exp.losses.cross_entropy import CrossEntropy
 from alignprune_exp.models.builders import features_and_logits
+from alignprune_exp.plugin.engine import PruningEngine
+from alignprune_exp.plugin.plan import EpochPlan, batch_bounds
 from alignprune_exp.train import metrics
 from alignprune_exp.train.schedule import LRSchedule
 from alignprune_exp.train.speed import model_forward
@@ -30,9 +32,11 @@ BatchCallback = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]
 class Trainer:
     """Spends the forward-pass budget epoch by epoch; knows no pruning method or scorer by name.
 
-    Each epoch: the policy turns the scorer's scores into (indices, weights); the model trains on those
-    indices with ``weights[i] * loss_i`` (per-sample losses from the criterion's ``reduction="none"``
-    call); the scorer observes the losses (and, if it needs one, the reference set's mean loss); the
+    The epoch protocol is the plug-in's (``plugin.engine.PruningEngine``, one implementation for both): the
+    engine's plan turns the scorer's scores into (indices, weights), shuffled and cut to the budget; the model
+    trains on those indices with ``weights[i] * loss_i`` (``engine.update`` over the per-sample losses of the
+    criterion's ``reduction="none"`` call); ``engine.end_epoch`` gathers the trained pairs and feeds the scorer
+    the losses (and, if it needs one, the reference set's mean loss, evaluated here); the
     test set is evaluated and one metrics record goes to every epoch callback. Batch callbacks see
     ``(epoch, indices, logits, targets)`` of every trained batch (forgetting events, probability
     histories). A policy that ``selects_in_batch`` (batch-level selection such as DivBS) picks, inside
@@ -87,6 +91,11 @@ class Trainer:
         if forward is not None and self.net is not state.model:  # compile the DDP module: gradients still sync
             self._forward = model_forward(self.net, True)
         self.check_ranks = check_ranks
+        # The epoch protocol; it shares the run state's scorer, policy, budget and shuffle generator, which the
+        # checkpoints save (epochs end at boundaries, so the engine's open plan is never part of one).
+        self.engine = PruningEngine(
+            state.scorer, state.policy, state.budget, shuffle_gen=state.shuffle_gen, device=device, in_trainer=True
+        )
         # What data sources get as ``dist=``: the Dist, so each yields only this rank's part; None on one process.
         self._rank_split = self.dist if self.dist.active else None
 
@@ -139,16 +148,12 @@ class Trainer:
         loss_sum, correct, n = self.dist.sum(sums).tolist()
         return loss_sum / max(1, n), 100.0 * correct / max(1, n)
 
-    def batches(self, n: int) -> list[slice]:
-        """Batch slices over n samples; a final batch of one sample joins the previous one (BatchNorm).
-
-        A batch-level policy may draw larger batches (``draw_batch_size``) to select from.
-        """
+    def open_plan(self) -> EpochPlan:
+        """The engine's plan of this epoch: selected, shuffled by the run's generator and cut to the budget (a
+        batch-level policy draws batches of its ``draw_batch_size`` and is cut batch by batch instead)."""
+        self.engine.epoch = self.state.epoch
         size = self.state.policy.draw_batch_size or self.batch_size
-        starts = list(range(0, n, size))
-        if len(starts) > 1 and n - starts[-1] == 1:
-            starts.pop()
-        return [slice(s, e) for s, e in zip(starts, starts[1:] + [n])]
+        return self.engine.open_epoch(size, self.dist.rank, self.dist.world_size)
 
     def _select_in_batch(self, batch, n_drawn: int):
         """Let a batch-level policy keep a subset of the drawn batch (no-grad forward, counted apart); with
@@ -163,7 +168,11 @@ class Trainer:
         keep = self.dist.per_rank_draws(
             policy.generator, lambda: policy.select_in_batch(feats.float(), logits.float(), batch.y, batch.idx)
         )
-        return batch.subset(keep)
+        batch = batch.subset(keep)
+        if self.dist.active:
+            return self._cut_to_budget(batch)
+        batch = batch.subset(slice(0, self.state.budget.remaining))
+        return batch, len(batch.idx)
 
     def _cut_to_budget(self, batch):
         """Keep at most the remaining budget of this global batch (ranks in order); returns (batch, global size)."""
@@ -183,9 +192,8 @@ class Trainer:
         model.eval()
         losses = []
         mine = []
-        for batch in self.data.train_batches(
-            rest_idx, self.batches(len(rest_idx)), self.state.augment_gen, dist=self._rank_split
-        ):
+        slices = [slice(a, b) for a, b in batch_bounds(len(rest_idx), self.batch_size, self.dist.world_size)]
+        for batch in self.data.train_batches(rest_idx, slices, self.state.augment_gen, dist=self._rank_split):
             with self.autocast():
                 losses.append(self.criterion.per_sample(self.eval_forward(batch.x), batch.y, batch.idx))
             mine.append(batch.idx)
@@ -196,35 +204,28 @@ class Trainer:
             return rest_idx, loss_t
         return self.dist.gather_cat(torch.cat(mine) if mine else rest_idx[:0]), self.dist.gather_cat(loss_t)
 
-    def train_epoch(self, indices: torch.Tensor, weights: torch.Tensor, bar=None):
-        """One pass over ``indices`` (shuffled, cut to the budget); returns trained indices and their losses.
+    def train_epoch(self, plan: EpochPlan, bar=None) -> tuple[float, float]:
+        """One pass over the plan's global batches through ``engine.update``; returns (weighted loss, last lr).
 
         Nothing in the loop waits for the device: the weighted loss is summed on the device and read once
         at the end, and the progress bar counts on the host.
         """
-        st, crit = self.state, self.criterion
+        st, crit, engine = self.state, self.criterion, self.engine
         st.model.train()
         in_batch = st.policy.selects_in_batch
         dist, world = self.dist, self.dist.world_size
         # Batch callbacks may live on rank 0 alone (records, test hooks); the gather they need is a collective,
         # so every rank joins it when any rank has one.
         gather_batches = any(dist.gather_objects(bool(self.batch_callbacks)))
-        seen, losses, weighted_sum = [], [], torch.zeros((), dtype=torch.float64, device=self.device)
-        slices = self.batches(len(indices))
+        weighted_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        slices = [slice(a, b) for a, b in plan.bounds]
+        strong = crit.needs_strong_view
         for sl, batch in zip(
-            slices,
-            self.data.train_batches(
-                indices, slices, st.augment_gen, strong=crit.needs_strong_view, dist=self._rank_split
-            ),
+            slices, self.data.train_batches(plan.indices, slices, st.augment_gen, strong=strong, dist=self._rank_split)
         ):
             n_global = sl.stop - sl.start  # this step's global batch; this rank trains its part of it
             if in_batch:
-                batch = self._select_in_batch(batch, n_global)
-                if dist.active:
-                    batch, n_global = self._cut_to_budget(batch)
-                else:
-                    batch = batch.subset(slice(0, st.budget.remaining))
-                    n_global = len(batch.idx)
+                batch, n_global = self._select_in_batch(batch, n_global)
                 if n_global == 0:
                     continue
             self.schedule.apply(st.optimizer, st.budget.progress)
@@ -235,21 +236,18 @@ class Trainer:
                 else:
                     logits, logits_strong = self.forward(batch.x), None
             loss_vec = crit.per_sample(logits, batch.y, batch.idx, logits_strong)
-            weighted = loss_vec * weights[batch.idx]
-            # DDP averages gradients over ranks: scaling each rank's mean by its share of the global batch
-            # makes the update that of the global batch's mean loss, even when the parts differ in size.
-            scale = len(batch.idx) * world / n_global
-            loss = (weighted.mean() * scale if len(batch.idx) else weighted.sum()) + crit.batch_term(
-                logits, batch.y, batch.idx
-            )
+            # The engine weights, scales by this rank's share of the global batch (DDP averages gradients over
+            # ranks), records the pairs and spends the global batch's forward passes.
+            if in_batch:
+                loss = engine.update_selected(loss_vec, batch.idx, n_global)
+            else:
+                loss = engine.update(loss_vec, batch.idx)
+            loss = loss + crit.batch_term(logits, batch.y, batch.idx)
             st.optimizer.zero_grad(set_to_none=True)
             crit.zero_grad()
             loss.backward()
             st.optimizer.step()
             crit.step()
-            st.budget.spend(n_global)
-            seen.append(batch.idx)
-            losses.append(loss_vec.detach())
             weighted_sum += loss.detach() * (n_global / world)
             if gather_batches:
                 idx, lg, y = batch.idx, logits.detach().float(), batch.y
@@ -261,36 +259,29 @@ class Trainer:
                 bar.update(n_global)
             if st.budget.exhausted:
                 break
-        seen_t = torch.cat(seen) if seen else indices[:0]
-        loss_t = torch.cat(losses) if losses else torch.empty(0, device=self.device)
-        if dist.active:  # every rank receives every trained (index, loss) pair: banks stay identical
-            seen_t, loss_t = dist.gather_cat(seen_t), dist.gather_cat(loss_t)
-        weighted_sum = float(dist.sum(weighted_sum))
-        return seen_t, loss_t, weighted_sum / max(1, len(seen_t)), st.optimizer.param_groups[0]["lr"]
+        return float(dist.sum(weighted_sum)), st.optimizer.param_groups[0]["lr"]
 
     def run_epoch(self, bar=None) -> dict:
         """Select, train, score and evaluate one epoch; returns its metrics record."""
         st, data = self.state, self.data
         epoch, t0 = st.epoch, time.perf_counter()
-        scores, cold = st.scorer.scores(), st.scorer.ranks_by_cold_start  # what ranked this select
-        indices, weights = st.policy.select(scores, epoch, progress=st.budget.progress)
-        selected = len(indices)
-        perm = torch.randperm(selected, generator=st.shuffle_gen).to(indices.device)
-        indices = indices[perm]
-        if not st.policy.selects_in_batch:
-            indices = indices[: st.budget.grant(selected)]
-        indices, weights = indices.to(self.device), weights.to(self.device)
-        trained, losses, weighted_loss, lr = self.train_epoch(indices, weights, bar)
-        st.scorer.observe(trained, losses, epoch)
-        if st.policy.scores_unselected:
-            st.scorer.observe(*self.score_unselected(trained), epoch)
-        train_s = time.perf_counter() - t0
+        cold = st.scorer.ranks_by_cold_start  # what ranks this epoch's selection
+        plan = self.open_plan()
+        scores, selected, indices, weights = plan.scores, plan.selected, plan.indices, plan.weights
+        weighted_sum, lr = self.train_epoch(plan, bar)
         rec: dict = {}
+        ref_loss, ref_t0 = None, time.perf_counter()
         if st.scorer.needs_reference:
             ref_loss, ref_acc = self.evaluate("reference")
-            st.scorer.observe_reference(epoch, ref_loss)
             st.reference_fwd += data.eval_size("reference")
             rec.update({"ref/loss": ref_loss, "ref/acc": ref_acc})
+        ref_s = time.perf_counter() - ref_t0
+        self.engine.end_epoch(reference_loss=ref_loss)  # gathers every rank's pairs, feeds the scorer
+        trained, losses = self.engine.last_trained
+        if st.policy.scores_unselected:
+            st.scorer.observe(*self.score_unselected(trained), epoch)
+        weighted_loss = weighted_sum / max(1, len(trained))
+        train_s = time.perf_counter() - t0 - ref_s  # selection, training and scoring; not the reference pass
         done = st.budget.exhausted or (self.max_epochs is not None and epoch + 1 >= self.max_epochs)
         if (epoch + 1) % self.eval_every == 0 or done:
             self.last_test = self.evaluate("test")
