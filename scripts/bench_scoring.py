@@ -3,7 +3,7 @@
 One "DAS update + ranking" is what the trainer does after an epoch with ``pruner=infobatch_das``:
 ``DASScorer.observe`` of every sample's loss (shuffled order, as trained), ``observe_reference``,
 ``scores()`` and ``InfoBatch.select`` on them. The bank is first filled with ``window`` epochs so the
-timing is the steady state. The epoch is the trainer's own ``train_epoch`` of ``small_cnn`` (width 64,
+timing is the steady state. The epoch is the trainer's own ``train_order`` of ``small_cnn`` (width 64,
 depth 3, batch 128, crop + flip augmentation, bf16 autocast on CUDA) on CIFAR-10 images from --data-dir
 (npy or torchvision layout) or random uint8 images of CIFAR shape; with --epoch-images below
 --epoch-size the epoch time is extrapolated linearly, and the output says so.
@@ -135,10 +135,10 @@ def time_epoch(device: torch.device, images: int, batch_size: int, data_dir: str
     trainer = Trainer(state, data, Constant(), device=device, batch_size=batch_size, amp=device.type == "cuda")
     weights = torch.ones(images, device=device)
     warm = torch.arange(min(images, 2 * batch_size), device=device)
-    trainer.train_epoch(warm, weights)
+    trainer.train_order(warm, weights)
     sync(device)
     t0 = time.perf_counter()
-    trainer.train_epoch(torch.randperm(images, device=device), weights)
+    trainer.train_order(torch.randperm(images, device=device), weights)
     sync(device)
     return time.perf_counter() - t0, what
 

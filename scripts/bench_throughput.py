@@ -5,7 +5,7 @@ For each device row (CPU: ``small_cnn`` width 32 as in ``profile=cpu``; CUDA: ``
 channels-last, fused SGD), on the same uint8 images (random, or CIFAR-10 with --data-dir), the same batched
 crop + flip augmentation, optimizer (SGD momentum 0.9, wd 5e-4) and precision:
 
-* ``trainer/bare``: seconds of ``Trainer.train_epoch`` over the training images / seconds of a bare loop
+* ``trainer/bare``: seconds of ``Trainer.train_order`` over the training images / seconds of a bare loop
   (shuffle, augment, forward, mean cross-entropy, backward, step). Interleaved epochs; median ratio.
 * ``DAS/loss``: seconds per trained image of a whole ``Trainer.run_epoch`` (InfoBatch r=0.5 selection,
   training, scoring) with the DAS scorer (bank update, correlation, reference pass over the whole reference
@@ -192,7 +192,7 @@ def bench_row(args, device: torch.device) -> list[str]:
     gen = torch.Generator().manual_seed(3)
     idx_gen = torch.Generator().manual_seed(4)
     weights = torch.ones(n, device=device)
-    trainer.train_epoch(torch.arange(min(n, 4 * args.batch_size), device=device), weights)  # warm-up
+    trainer.train_order(torch.arange(min(n, 4 * args.batch_size), device=device), weights)  # warm-up
     row.bare_epoch(bare_model, bare_opt, gen)
     t_tr, t_bare, mem = [], [], {}
     for r in range(reps):
@@ -200,7 +200,7 @@ def bench_row(args, device: torch.device) -> list[str]:
             reset_peak(device)
             if kind == "trainer":
                 order = torch.randperm(n, generator=idx_gen).to(device)
-                t_tr.append(timed(device, lambda order=order: trainer.train_epoch(order, weights)))
+                t_tr.append(timed(device, lambda order=order: trainer.train_order(order, weights)))
             else:
                 t_bare.append(row.bare_epoch(bare_model, bare_opt, gen))
             mem[kind] = peak_memory(device)
@@ -217,7 +217,7 @@ def bench_row(args, device: torch.device) -> list[str]:
         compiled = row.trainer("loss")
         compiled._forward = speed.GuardedCompile(compiled.state.model)
         t_compile = timed(
-            device, lambda: compiled.train_epoch(torch.randperm(n, generator=idx_gen).to(device), weights)
+            device, lambda: compiled.train_order(torch.randperm(n, generator=idx_gen).to(device), weights)
         )
         eager, comp = [], []
         for r in range(reps):
@@ -225,7 +225,7 @@ def bench_row(args, device: torch.device) -> list[str]:
             for kind in ("eager", "compiled") if r % 2 == 0 else ("compiled", "eager"):
                 t = trainer if kind == "eager" else compiled
                 (eager if kind == "eager" else comp).append(
-                    timed(device, lambda t=t, order=order: t.train_epoch(order, weights))
+                    timed(device, lambda t=t, order=order: t.train_order(order, weights))
                 )
         state = "fell back to eager" if compiled._forward.failed else "compiled"
         emit(

@@ -52,6 +52,8 @@ def test_plots_from_a_tiny_run(cli_env, tmp_path):
             "figB_loss_histograms.png",
             "figC_loss_trajectories.png",
             "das_histograms.png",
+            "epoch_test_acc.png",
+            "epoch_below_mean.png",
             "epoch_kept_noisy.png",
             "epoch_weighted_noisy_share.png",
             "epoch_score_auroc.png",

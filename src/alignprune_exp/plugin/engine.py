@@ -202,6 +202,26 @@ class PruningEngine:
             scores=scores,
         )
 
+    def open_fixed_epoch(
+        self, indices: torch.Tensor, weights: torch.Tensor, batch_size: int, rank: int = 0, world_size: int = 1
+    ) -> EpochPlan:
+        """Open an epoch over a given training order and weights instead of the policy's selection (speed scripts
+        time the loop on a fixed order; replays of a recorded run); cut to the budget, trained and closed as any."""
+        if self._plan is not None:
+            raise RuntimeError(f"epoch {self.epoch} is open: call end_epoch(...) first")
+        self.rank, self.world_size = int(rank), int(world_size)
+        n = self.budget.grant(len(indices))
+        self._plan = EpochPlan(
+            epoch=self.epoch,
+            indices=indices[:n].to(self.device),
+            weights=weights.to(self.device),
+            selected=len(indices),
+            annealing=False,
+            batch_size=int(batch_size),
+            world_size=self.world_size,
+        )
+        return self._plan
+
     def _open_plan(self, what: str) -> EpochPlan:
         if self._plan is None:
             raise RuntimeError(f"{what}: no epoch is open; iterate a DataLoader over engine.batch_sampler(...) first")

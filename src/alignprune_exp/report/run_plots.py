@@ -18,6 +18,8 @@ from alignprune_exp.report.figures import _colors, _grid, _legend, _save, plt
 from alignprune_exp.runs.snapshots import load_snapshots
 
 EPOCH_CURVES = {
+    "test_acc": ("test/acc", "test accuracy (%)"),
+    "below_mean": ("prune/below_mean_fraction", "fraction below the score mean (prunable)"),
     "kept_noisy": ("prune/kept_noisy_fraction", "noisy fraction of the samples trained on"),
     "weighted_noisy_share": ("prune/weighted_noisy_share", "noisy share of the loss weight"),
     "score_auroc": ("score/noise_auroc", "pruning-score AUROC (noisy pruned first = 1)"),

@@ -33,6 +33,7 @@ from alignprune_exp.report.cells import (
     method_name,
     paper_vs_measured,
 )
+from alignprune_exp.report.paired import render_metrics, render_paired
 
 MISSING = "–"
 
@@ -311,8 +312,9 @@ def write_tables(
     methods: list[str] | None = None,
     paper_path: str | Path | None = None,
 ) -> list[Path]:
-    """Read the rows under ``results_dir`` and write tables.md, tables.tex, cells.csv, paper_vs_measured.md and
-    efficiency.md into ``out_dir``; returns the paths written."""
+    """Read the rows under ``results_dir`` and write tables.md, tables.tex, cells.csv, paper_vs_measured.md,
+    efficiency.md, paired.md (DAS - loss per seed) and metrics.md (per-cell means) into ``out_dir``; returns the
+    paths written."""
     rows = load_runs(results_dir)
     cells = cell_stats(rows, metric)
     tables = build_tables(cells, metric, methods)
@@ -325,6 +327,8 @@ def write_tables(
         "cells.csv": _cells_csv(cells),
         "paper_vs_measured.md": render_paper_vs_measured(paper_vs_measured(cells, load_paper_results(paper_path))),
         "efficiency.md": render_efficiency(efficiency_rows(rows)),
+        "paired.md": render_paired(rows),
+        "metrics.md": render_metrics(rows),
     }
     written = []
     for name, text in files.items():
