@@ -40,6 +40,8 @@ METHOD_ORDER = [
     "infobatch",
     "infobatch_das",
     "infobatch_das_expanding",
+    "infobatch_r1",
+    "infobatch_das_r1",
     "seta",
     "seta_das",
 ]
@@ -62,6 +64,8 @@ METHOD_NAMES = {
     "infobatch": "InfoBatch",
     "infobatch_das": "InfoBatch + Ours",
     "infobatch_das_expanding": "InfoBatch + Ours (expanding window)",
+    "infobatch_r1": "InfoBatch (r = 1)",
+    "infobatch_das_r1": "InfoBatch + Ours (r = 1)",
     "seta": "SeTa",
     "seta_das": "SeTa + Ours",
 }

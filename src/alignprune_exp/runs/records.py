@@ -48,6 +48,7 @@ RESULT_COLUMNS = [
     "final_score_noise_auroc",
     "final_loss_noise_auroc",
     "mean_kept_noisy_fraction",
+    "mean_weighted_noisy_share",
     "avg_policy_pruned_fraction",
     "avg_untrained_fraction",
     "mean_below_mean_fraction",
