@@ -121,11 +121,15 @@ def test_cells_sweeper_command_line_restricts_the_grid_and_skips_missing_options
     assert len(strict.job_overrides(["noise=clean", "ratio=r30", "seed=0"])) == 3
 
 
-def test_train_subset_is_fixed_by_the_split_seed(compose_cfg):
+def test_train_subset_is_fixed_by_the_split_seed_and_holds_the_reference(compose_cfg):
+    from alignprune_exp.core.errors import ConfigError
     from alignprune_exp.pipeline.data import build_data
 
     def data(*extra):
         return build_data(compose_cfg([*TINY_DIGITS, "test_split=holdout", "holdout_size=200", *extra]), "cpu")
+
+    def rows(x):
+        return [r.tobytes() for r in x.numpy()]
 
     full, info_full = data()
     sub, info = data("train_subset=300")
@@ -133,11 +137,19 @@ def test_train_subset_is_fixed_by_the_split_seed(compose_cfg):
     half, info_half = data("train_subset=0.5")
     assert (info["n_train"], info_half["n_train"]) == (300, round(0.5 * info_full["n_train"]))
     assert np.array_equal(sub.x.numpy(), again.x.numpy())  # same images whatever the training seed
-    assert np.array_equal(sub.test_x.numpy(), full.test_x.numpy())  # reference and test sets unchanged
-    assert np.array_equal(sub.ref_x.numpy(), full.ref_x.numpy())
-    rows_full = {r.tobytes() for r in full.x.numpy()}
-    assert all(r.tobytes() in rows_full for r in sub.x.numpy())
-    from alignprune_exp.core.errors import ConfigError
-
+    assert np.array_equal(sub.ref_x.numpy(), again.ref_x.numpy())
+    assert np.array_equal(sub.test_x.numpy(), full.test_x.numpy())  # the test set is the full run's
+    assert set(rows(sub.x)) <= set(rows(full.x))
+    # A training reference (the default) is drawn inside the subset, at the full run's reference-to-training
+    # ratio (200 of 1237 -> 49 of 300); the subset itself is the one a disjoint reference would leave.
+    assert (info_full["n_reference"], info["n_reference"]) == (200, round(200 * 300 / 1237)) == (200, 49)
+    assert set(rows(sub.ref_x)) <= set(rows(sub.x))
+    sized, info_sized = data("train_subset=300", "reference.size=60")
+    assert info_sized["n_reference"] == 60 and set(rows(sized.ref_x)) <= set(rows(sized.x))
+    assert np.array_equal(sized.x.numpy(), sub.x.numpy())  # the reference's size never changes what trains
+    apart, info_apart = data("train_subset=300", "reference.disjoint=true")
+    assert info_apart["n_reference"] == 200 and not set(rows(apart.ref_x)) & set(rows(apart.x))
     with pytest.raises(ConfigError, match="train_subset"):
         data("train_subset=100000")
+    with pytest.raises(ConfigError, match="training subset of 300.*raise train_subset"):
+        data("train_subset=300", "reference.size=300")

@@ -37,8 +37,14 @@ def make_splits(
     official_test_size: int | None,
     seed: int,
     context=None,
+    train_subset: int | float | None = None,
 ) -> Splits:
-    """Draw the holdout test set (``test_split=holdout``) and then the reference set from the training images.
+    """Draw the holdout test set (``test_split=holdout``), then the training subset and the reference set.
+
+    A reference that trains (``disjoint=false``) is drawn from inside ``train_subset``, so it stays inside what
+    trains; its default size is then the test split's scaled by the subset's share of the pool (the same
+    reference-to-training ratio as without a subset). A disjoint reference leaves the pool first and the
+    subset is drawn from the rest. Either way the subset is the same for every training seed and reference.
 
     Args:
         num_images: number of images in the official training split.
@@ -50,6 +56,7 @@ def make_splits(
         official_test_size: size of the official test split, or None when the data has none.
         seed: split seed, independent of the training seed so every method sees the same split.
         context: what a selector may need beyond the pool (labels, a warm-up runner), see ``reference.py``.
+        train_subset: count or fraction of the training images to train on (None: all of them).
     """
     rng = np.random.default_rng(seed)
     order = rng.permutation(num_images)
@@ -70,18 +77,26 @@ def make_splits(
         n_test, holdout = official_test_size, None
     else:
         raise ConfigError(f"test_split={test_split!r} is not one of: official, holdout")
-    n_ref = reference.resolve_size(n_test)
-    if n_ref >= len(order):
+    inside = train_subset is not None and not reference.disjoint
+    if inside:
+        subset = subset_indices(np.sort(order), train_subset, seed)
+        n_ref = reference.resolve_size(max(1, round(n_test * len(subset) / len(order))))
+        pool = order[np.isin(order, subset)]  # the subset, still in the split's random order
+    else:
+        n_ref, pool = reference.resolve_size(n_test), order
+    if n_ref >= len(pool):
         held = f" after the holdout test set of {n_test}" if test_split == "holdout" else ""
+        where = f"the training subset of {len(pool)}" if inside else f"{len(pool)} training images{held}"
         raise ConfigError(
-            f"reference set of {n_ref} images leaves no training images out of {len(order)}{held}: "
-            "lower reference.size / reference.fraction" + (" or holdout_size" if held else "")
+            f"reference set of {n_ref} images leaves no other training images in {where}: "
+            "lower reference.size / reference.fraction"
+            + (" or raise train_subset" if inside else " or holdout_size" if held else "")
         )
-    ref = np.asarray(reference.select(order, n_ref, context), dtype=np.int64)
-    rest = np.setdiff1d(order, ref)
-    if len(np.unique(ref)) != n_ref or len(rest) != len(order) - n_ref:
+    ref = np.asarray(reference.select(pool, n_ref, context), dtype=np.int64)
+    rest = np.setdiff1d(pool, ref)
+    if len(np.unique(ref)) != n_ref or len(rest) != len(pool) - n_ref:
         raise ValueError(f"{type(reference).__name__}.select must return {n_ref} distinct pool indices")
-    train = rest if reference.disjoint else np.sort(order)
+    train = subset_indices(rest, train_subset, seed) if reference.disjoint else np.sort(pool)
     return Splits(train=train, reference=np.sort(ref), holdout_test=holdout)
 
 

@@ -16,7 +16,7 @@ from alignprune_exp.core.errors import ConfigError
 from alignprune_exp.data.augment import BatchAugment
 from alignprune_exp.data.base import ImageData
 from alignprune_exp.data.spec import InMemorySpec, Part, SourceSpec
-from alignprune_exp.data.splits import make_splits, subset_indices
+from alignprune_exp.data.splits import make_splits
 from alignprune_exp.data.strong_augment import build_strong_view
 from alignprune_exp.pipeline.warmup import run_warmup
 from alignprune_exp.reference.selectors import ReferenceContext
@@ -112,6 +112,7 @@ def build_data(cfg: DictConfig, device: torch.device):
         seed=seed,
         context=context,
         official_test_size=None if spec.test_y is None else len(spec.test_y),
+        train_subset=cfg.get("train_subset"),
     )
     if official:
         ref, ref_name = _official_reference(spec, reference, seed), spec.reference_name
@@ -124,7 +125,7 @@ def build_data(cfg: DictConfig, device: torch.device):
         test_name = f"{len(splits.holdout_test)} held-out training samples (clean labels)"
     else:
         test, test_name = Part("test", np.arange(len(spec.test_y)), spec.test_y), spec.test_name
-    tr = subset_indices(splits.train, cfg.get("train_subset"), seed)
+    tr = splits.train
     keep = reference.eval_rows(len(ref.rows), seed)  # the images DAS's per-epoch mean reads
     evaluated = Part(ref.split, ref.rows[keep], ref.labels[keep])
     data = spec.make_source(Part("train", tr, clean[tr]), noisy[tr], evaluated, test, device)
