@@ -31,26 +31,38 @@ def _run(engine: PruningEngine, plans: dict, stop=None) -> None:
         engine.end_epoch(reference_loss=reference_loss(epoch))
 
 
-def _worker(rank: int, init_file: str, out: str) -> None:
+def _rank_worker(rank: int, fn, init_file: str, out: str) -> None:
+    """One of two gloo ranks: run ``fn(rank)`` and save what rank 0 returns."""
     td.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     try:
-        mine_i = torch.tensor([2**24 + 1, 2**33 + 5, 3001]) if rank == 0 else torch.tensor([2**40 + 7])
-        mine_l = (torch.tensor([0.1234, 3.5, 7.77]) if rank == 0 else torch.tensor([1.1])).to(torch.bfloat16)
-        gathered = gather_pairs(mine_i, mine_l)
-        engine, plans = _engine(), {}
-        _run(engine, plans, stop=STOP)
-        state = engine.state_dict()  # a collective: every rank calls it
+        torch.set_num_threads(1)
+        result = fn(rank)
         if rank == 0:
-            torch.save({"gathered": gathered, "plans": plans, "state": state}, out)
+            torch.save(result, out)
     finally:
         td.destroy_process_group()
 
 
+def _on_two_ranks(fn, tmp_path) -> dict:
+    """What ``fn(rank)`` returns on rank 0 of two spawned gloo processes."""
+    out = str(tmp_path / "rank0.pt")
+    mp.spawn(_rank_worker, args=(fn, str(tmp_path / "init"), out), nprocs=2, join=True)
+    return torch.load(out, weights_only=True)
+
+
+def _gather_and_stop(rank: int) -> dict:
+    mine_i = torch.tensor([2**24 + 1, 2**33 + 5, 3001]) if rank == 0 else torch.tensor([2**40 + 7])
+    mine_l = (torch.tensor([0.1234, 3.5, 7.77]) if rank == 0 else torch.tensor([1.1])).to(torch.bfloat16)
+    gathered = gather_pairs(mine_i, mine_l)
+    engine, plans = _engine(), {}
+    _run(engine, plans, stop=STOP)
+    state = engine.state_dict()  # a collective: every rank calls it
+    return {"gathered": gathered, "plans": plans, "state": state}
+
+
 @pytest.mark.slow
 def test_two_ranks_gather_exactly_and_their_state_resumes_on_one(tmp_path):
-    out = str(tmp_path / "rank0.pt")
-    mp.spawn(_worker, args=(str(tmp_path / "init"), out), nprocs=2, join=True)
-    got = torch.load(out, weights_only=True)
+    got = _on_two_ranks(_gather_and_stop, tmp_path)
     idx, loss = got["gathered"]
     assert idx.dtype == torch.int64 and idx.tolist() == [2**24 + 1, 2**33 + 5, 3001, 2**40 + 7]
     assert loss.dtype == torch.bfloat16
@@ -112,22 +124,13 @@ def _train_ddp(rank: int, world: int) -> dict:
     }
 
 
-def _ddp_worker(rank: int, init_file: str, out: str) -> None:
-    td.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    try:
-        torch.set_num_threads(1)
-        result = _train_ddp(rank, 2)
-        if rank == 0:
-            torch.save(result, out)
-    finally:
-        td.destroy_process_group()
+def _train_two_ranks(rank: int) -> dict:
+    return _train_ddp(rank, 2)
 
 
 @pytest.mark.slow
 def test_two_rank_training_equals_one_rank(tmp_path):
-    out = str(tmp_path / "ddp.pt")
-    mp.spawn(_ddp_worker, args=(str(tmp_path / "init"), out), nprocs=2, join=True)
-    two = torch.load(out, weights_only=True)
+    two = _on_two_ranks(_train_two_ranks, tmp_path)
     one = _train_ddp(0, 1)
     assert 17 in one["parts"] and 1 in two["parts"]  # a 1-row last batch joined the one before; parts of 1 row
     assert {8, 7} <= set(two["parts"])  # rank 0 takes 8 of 17 and of 15: the parts are uneven

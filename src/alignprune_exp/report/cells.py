@@ -42,6 +42,8 @@ METHOD_ORDER = [
     "infobatch_das_expanding",
     "infobatch_r1",
     "infobatch_das_r1",
+    "infobatch_norescale",
+    "infobatch_das_norescale",
     "seta",
     "seta_das",
 ]
@@ -66,6 +68,8 @@ METHOD_NAMES = {
     "infobatch_das_expanding": "InfoBatch + Ours (expanding window)",
     "infobatch_r1": "InfoBatch (r = 1)",
     "infobatch_das_r1": "InfoBatch + Ours (r = 1)",
+    "infobatch_norescale": "InfoBatch (no rescale)",
+    "infobatch_das_norescale": "InfoBatch + Ours (no rescale)",
     "seta": "SeTa",
     "seta_das": "SeTa + Ours",
 }

@@ -17,6 +17,7 @@ from scipy.stats import t as student_t
 PAIRS = (
     ("infobatch_das", "infobatch"),
     ("infobatch_das_r1", "infobatch_r1"),
+    ("infobatch_das_norescale", "infobatch_norescale"),
     ("seta_das", "seta"),
 )
 CELL = ["setting", "noise", "ratio"]
