@@ -85,6 +85,23 @@ def _official_reference(spec: SourceSpec, reference, seed: int) -> Part:
     return Part("reference", rows, spec.reference_y[rows])
 
 
+def _splits(cfg: DictConfig, spec: SourceSpec, noisy: np.ndarray, reference, device: torch.device):
+    """Holdout test, training subset and reference drawn from the training images (``data.splits.make_splits``)."""
+    context = ReferenceContext(
+        noisy_labels=noisy, clean_labels=spec.train_y, warmup=lambda pool: pool_warmup(cfg, spec, noisy, pool, device)
+    )
+    return make_splits(
+        len(spec.train_y),
+        reference=reference,
+        test_split=cfg.test_split,
+        holdout_size=cfg.holdout_size,
+        seed=int(cfg.split_seed),
+        context=context,
+        official_test_size=None if spec.test_y is None else len(spec.test_y),
+        train_subset=cfg.get("train_subset"),
+    )
+
+
 def build_data(cfg: DictConfig, device: torch.device):
     """Load the dataset, inject noise on the full training split, carve out reference and test sets, then build
     the batch source; returns (source, info).
@@ -101,19 +118,7 @@ def build_data(cfg: DictConfig, device: torch.device):
     reference = instantiate(cfg.reference)
     official = spec.reference_y is not None and reference.label_source == "clean"
     _check_clean_labels(spec, cfg, reference, official)
-    context = ReferenceContext(
-        noisy_labels=noisy, clean_labels=clean, warmup=lambda pool: pool_warmup(cfg, spec, noisy, pool, device)
-    )
-    splits = make_splits(
-        len(clean),
-        reference=_OfficialReference() if official else reference,
-        test_split=cfg.test_split,
-        holdout_size=cfg.holdout_size,
-        seed=seed,
-        context=context,
-        official_test_size=None if spec.test_y is None else len(spec.test_y),
-        train_subset=cfg.get("train_subset"),
-    )
+    splits = _splits(cfg, spec, noisy, _OfficialReference() if official else reference, device)
     if official:
         ref, ref_name = _official_reference(spec, reference, seed), spec.reference_name
     else:
