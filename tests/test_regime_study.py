@@ -17,7 +17,7 @@ from alignprune_exp.runs.machine import machine_fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "results" / "regime_cpu"
-PARTS = [p for p in ("digits", "digits_norescale", "cifar10") if (STUDY / p / "runs.csv").is_file()]
+PARTS = [p for p in ("digits", "cifar10") if (STUDY / p / "runs.csv").is_file()]
 TABLES = ("tables.md", "tables.tex", "cells.csv", "efficiency.md", "paired.md", "metrics.md")
 
 
@@ -34,29 +34,25 @@ def test_committed_tables_are_reproduced_byte_for_byte(tmp_path, part):
         assert (tmp_path / name).read_bytes() == (STUDY / part / "tables" / name).read_bytes(), (part, name)
 
 
-def _part_computed_here() -> tuple[str | None, list[str]]:
-    """The first fast (digits) part whose rows were computed on this kind of machine, and why others were not."""
-    here, why = machine_fingerprint(), []
-    for part in ("digits", "digits_norescale"):
-        recorded = STUDY / part / "machine.json"
-        if part not in PARTS:
-            continue
-        if not recorded.is_file():
-            why.append(f"{part}: its rows predate machine.json (an earlier machine, not recorded)")
-        elif json.loads(recorded.read_text()) != here:
-            why.append(f"{part}: computed on {json.loads(recorded.read_text())}, this machine is {here}")
-        else:
-            return part, why
-    return None, why
+def _digits_computed_here() -> str | None:
+    """None when the digits rows were computed on this kind of machine, else why they cannot be rerun exactly."""
+    recorded = STUDY / "digits" / "machine.json"
+    if "digits" not in PARTS:
+        return "no committed digits rows of the regime study"
+    if not recorded.is_file():
+        return "digits: its rows predate machine.json (an earlier machine, not recorded)"
+    if json.loads(recorded.read_text()) != machine_fingerprint():
+        return f"digits: computed on {json.loads(recorded.read_text())}, this machine is {machine_fingerprint()}"
+    return None
 
 
 @pytest.mark.slow
 def test_a_committed_digits_row_reproduces_its_final_accuracy_exactly(tmp_path, cli_env):
-    part, why = _part_computed_here()
-    if part is None:  # float kernels follow the CPU's instruction sets: last bits, then accuracies, differ
-        pytest.skip("; ".join(why) or "no committed digits rows of the regime study")
-    rows = [r for r in _rows(part) if r["pruner"].startswith("infobatch_das") and r["seed"] == "0"]
-    assert rows, f"the {part} grid has no seed-0 DAS row"
+    why = _digits_computed_here()
+    if why:  # float kernels follow the CPU's instruction sets: last bits, then accuracies, differ
+        pytest.skip(why)
+    rows = [r for r in _rows("digits") if r["pruner"].startswith("infobatch_das") and r["seed"] == "0"]
+    assert rows, "the digits grid has no seed-0 DAS row"
     row = rows[-1]
     # The row's own command line, as the sweep launched it, writing elsewhere
     overrides = [o for o in row["overrides"].split(",") if not o.startswith("results_dir=")]
