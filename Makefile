@@ -4,6 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.install.stamp
 DEMO_DIR ?= results/demo
+# make test TEST_WORKERS=0 runs the suite in one process (pytest-xdist workers otherwise)
+TEST_WORKERS ?= 2
 LINT_PATHS := src tests scripts examples train.py
 
 .DEFAULT_GOAL := help
@@ -29,11 +31,11 @@ lint: $(STAMP) ## Lint: ruff check, ruff format --check and the import contracts
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/lint-imports
 
-test: $(STAMP) ## Run the whole test suite (under 10 minutes on 2 CPU cores)
-	$(PY) -m pytest
+test: $(STAMP) ## Run the whole test suite in TEST_WORKERS processes (pytest-xdist; under 10 minutes on 2 CPU cores)
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 test-fast: $(STAMP) ## Skip the end-to-end CLI runs
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not slow"
 
 wheel: $(STAMP) ## Build the wheel into dist/ (the configs ship inside it)
 	rm -rf build dist
