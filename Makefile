@@ -31,7 +31,7 @@ lint: $(STAMP) ## Lint: ruff check, ruff format --check and the import contracts
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/lint-imports
 
-test: $(STAMP) ## Run the whole test suite in TEST_WORKERS processes (pytest-xdist; under 10 minutes on 2 CPU cores)
+test: $(STAMP) ## Run the whole test suite in TEST_WORKERS processes (pytest-xdist; about 13 minutes on 2 CPU cores)
 	$(PY) -m pytest -n $(TEST_WORKERS)
 
 test-fast: $(STAMP) ## Skip the end-to-end CLI runs
