@@ -41,9 +41,8 @@ def _digits_computed_here() -> str | None:
         return "no committed digits rows of the regime study"
     if not recorded.is_file():
         return "digits: its rows predate machine.json (an earlier machine, not recorded)"
-    if json.loads(recorded.read_text()) != machine_fingerprint():
-        return f"digits: computed on {json.loads(recorded.read_text())}, this machine is {machine_fingerprint()}"
-    return None
+    there, here = json.loads(recorded.read_text()), machine_fingerprint()
+    return None if there == here else f"digits: computed on {there}, this machine is {here}"
 
 
 @pytest.mark.slow
